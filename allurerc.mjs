@@ -1,0 +1,10 @@
+// Allure 3 report for `make certify`: one self-contained HTML file.
+export default {
+  name: "spine-certify",
+  output: "reports/allure-report",
+  plugins: {
+    awesome: {
+      options: { singleFile: true, reportName: "spine-certify certification" },
+    },
+  },
+};

@@ -1,0 +1,56 @@
+"""S3: write-once puts, reads, listings and a bucket's protections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.aws.session import AwsSession, converted
+from harness.errors import NotFound
+
+
+def put_once(aws: AwsSession, *, bucket: str, key: str, body: bytes) -> str:
+    """Create ``key`` only if it does not exist (``If-None-Match: *``); returns the ETag."""
+    with converted(f"s3.put_once s3://{bucket}/{key}"):
+        response = aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+    return str(response.get("ETag", "")).strip('"')
+
+
+def get_bytes(aws: AwsSession, *, bucket: str, key: str) -> bytes:
+    with converted(f"s3.get_object s3://{bucket}/{key}"):
+        return bytes(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def list_keys(aws: AwsSession, *, bucket: str, prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    with converted(f"s3.list_objects_v2 s3://{bucket}/{prefix}"):
+        for page in aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+    return keys
+
+
+def exists(aws: AwsSession, *, bucket: str) -> bool:
+    try:
+        with converted(f"s3.head_bucket {bucket}"):
+            aws.client("s3").head_bucket(Bucket=bucket)
+    except NotFound:
+        return False
+    return True
+
+
+def protections(aws: AwsSession, *, bucket: str) -> dict[str, Any]:
+    """What a bucket actually enforces: versioning, public access block, default encryption."""
+    client = aws.client("s3")
+    with converted(f"s3.get_bucket_versioning {bucket}"):
+        versioning = client.get_bucket_versioning(Bucket=bucket).get("Status", "Disabled")
+    try:
+        with converted(f"s3.get_public_access_block {bucket}"):
+            pab = client.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    except NotFound:
+        pab = {}
+    try:
+        with converted(f"s3.get_bucket_encryption {bucket}"):
+            rules = client.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+        algorithms = sorted(r["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] for r in rules)
+    except NotFound:
+        algorithms = []
+    return {"versioning": versioning, "public_access_block": dict(pab), "encryption": algorithms}

@@ -1,0 +1,74 @@
+"""Cluster metadata and topic administration from the handles registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from harness.errors import SubstrateError
+from harness.kafka.connection import KafkaConnection
+
+
+@dataclass(frozen=True)
+class TopicState:
+    name: str
+    partitions: int | None  # None: the topic does not exist
+
+
+def _admin(conn: KafkaConnection) -> AdminClient:
+    config = conn.client_config()
+    # librdkafka logs connection refusals to stderr while a broker boots; keep them quiet.
+    config["log_level"] = 0
+    return AdminClient(config)
+
+
+def _error(exc: KafkaException, operation: str) -> SubstrateError:
+    err = exc.args[0] if exc.args else None
+    if isinstance(err, KafkaError):
+        return SubstrateError(err.name(), err.str(), operation=operation)
+    return SubstrateError("KafkaException", str(exc), operation=operation)
+
+
+def probe(conn: KafkaConnection, *, timeout_s: float = 5.0) -> dict[str, Any]:
+    """A real metadata request; returns the cluster id and broker count."""
+    try:
+        meta = _admin(conn).list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise _error(exc, "kafka.list_topics") from exc
+    return {"cluster_id": meta.cluster_id, "brokers": len(meta.brokers)}
+
+
+def describe_topics(conn: KafkaConnection, names: list[str], *, timeout_s: float = 10.0) -> dict[str, TopicState]:
+    try:
+        meta = _admin(conn).list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise _error(exc, "kafka.list_topics") from exc
+    states = {}
+    for name in names:
+        topic = meta.topics.get(name)
+        exists = topic is not None and topic.error is None
+        states[name] = TopicState(name=name, partitions=len(topic.partitions) if exists and topic else None)
+    return states
+
+
+def ensure_topics(
+    conn: KafkaConnection, topics: dict[str, int], *, replication_factor: int, timeout_s: float = 30.0
+) -> dict[str, str]:
+    """Create every missing topic; returns name -> "created" | "exists"."""
+    admin = _admin(conn)
+    new = [NewTopic(name, num_partitions=n, replication_factor=replication_factor) for name, n in topics.items()]
+    outcome: dict[str, str] = {}
+    for name, future in admin.create_topics(new, request_timeout=timeout_s).items():
+        try:
+            future.result(timeout=timeout_s)
+            outcome[name] = "created"
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                outcome[name] = "exists"
+            else:
+                raise _error(exc, f"kafka.create_topics({name})") from exc
+    return outcome

@@ -1,0 +1,170 @@
+"""The gate ledger: phases P(-1)..P12 in canonical order, their statuses and the verdict."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.errors import ConfigError, PhaseBlocked
+
+PHASES: tuple[tuple[str, str], ...] = (
+    ("P(-1)", "Packaging readiness"),
+    ("P0", "Substrate readiness"),
+    ("P1", "Run pinning"),
+    ("P2", "Daemon bring-up"),
+    ("P3", "Oracle lane"),
+    ("P4", "IG auth and health"),
+    ("P5", "SR gate and READY"),
+    ("P6", "WSP streaming"),
+    ("P7", "Ingest commit"),
+    ("P8", "RTDL core"),
+    ("P9", "Decision lane and DLA"),
+    ("P10", "Case and labels"),
+    ("P11", "Obs/Gov closure"),
+    ("P12", "Teardown"),
+)
+PHASE_IDS = tuple(pid for pid, _ in PHASES)
+ALWAYS_RUNS = "P12"  # teardown runs last and runs even when earlier phases failed
+
+NOT_STARTED, ACTIVE, DONE, FAILED, BLOCKED, NOT_IMPLEMENTED = (
+    "NOT_STARTED", "ACTIVE", "DONE", "FAILED", "BLOCKED", "NOT_IMPLEMENTED",
+)  # fmt: skip
+CERTIFIED, INCOMPLETE = "CERTIFIED", "INCOMPLETE"
+
+
+def order(phase_id: str) -> int:
+    try:
+        return PHASE_IDS.index(phase_id)
+    except ValueError:
+        raise ConfigError(f"unknown phase {phase_id!r}; phases are {list(PHASE_IDS)}") from None
+
+
+@dataclass
+class ScenarioRecord:
+    name: str
+    outcome: str  # passed | failed | blocked
+    duration_s: float
+    message: str = ""
+
+
+@dataclass
+class PhaseRecord:
+    phase_id: str
+    name: str
+    status: str
+    scenarios: list[ScenarioRecord] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)
+    blocked_by: str | None = None
+    notes: list[str] = field(default_factory=list)
+    started_at: float | None = None
+    ended_at: float | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return round(self.ended_at - self.started_at, 2)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "phase_id": self.phase_id,
+            "name": self.name,
+            "status": self.status,
+            "blocked_by": self.blocked_by,
+            "notes": self.notes,
+            "duration_s": self.duration_s,
+            "evidence": sorted(self.evidence),
+            "scenarios": [vars(s) for s in self.scenarios],
+        }
+
+
+class Ledger:
+    """Phase statuses for one certification. Only one phase is ACTIVE at a time."""
+
+    def __init__(self, implemented: set[str]) -> None:
+        for pid in implemented:
+            order(pid)
+        self.phases = {
+            pid: PhaseRecord(pid, name, NOT_STARTED if pid in implemented else NOT_IMPLEMENTED)
+            for pid, name in PHASES
+        }
+
+    def __getitem__(self, phase_id: str) -> PhaseRecord:
+        order(phase_id)
+        return self.phases[phase_id]
+
+    def active(self) -> PhaseRecord | None:
+        return next((p for p in self.phases.values() if p.status == ACTIVE), None)
+
+    def enter(self, phase_id: str) -> None:
+        """Start (or continue) a phase; raises PhaseBlocked when a predecessor FAILED or is BLOCKED."""
+        record = self[phase_id]
+        if record.status == ACTIVE:
+            return
+        if record.status == BLOCKED:
+            raise PhaseBlocked(phase_id, record.blocked_by or "?", self[record.blocked_by or "P0"].status)
+        current = self.active()
+        if current is not None:
+            self.close(current.phase_id)
+        predecessors = [self.phases[pid] for pid in PHASE_IDS[: order(phase_id)]]
+        bad = [p for p in predecessors if p.status in (FAILED, BLOCKED)]
+        if phase_id == ALWAYS_RUNS:
+            if bad:
+                record.notes.append(
+                    "ran after earlier phases did not pass: "
+                    + ", ".join(f"{p.phase_id} {p.status}" for p in bad)
+                )
+        elif bad:
+            record.status, record.blocked_by = BLOCKED, bad[0].phase_id
+            record.started_at = record.ended_at = time.time()
+            raise PhaseBlocked(phase_id, bad[0].phase_id, bad[0].status)
+        record.status = ACTIVE
+        record.started_at = time.time()
+
+    def record(self, phase_id: str, scenario: ScenarioRecord) -> None:
+        self[phase_id].scenarios.append(scenario)
+
+    def add_evidence(self, phase_id: str, relpath: str) -> None:
+        evidence = self[phase_id].evidence
+        if relpath not in evidence:
+            evidence.append(relpath)
+
+    def close(self, phase_id: str, *, interrupted: bool = False) -> None:
+        record = self[phase_id]
+        if record.status != ACTIVE:
+            return
+        record.ended_at = time.time()
+        passed = bool(record.scenarios) and all(s.outcome == "passed" for s in record.scenarios)
+        record.status = DONE if passed and not interrupted else FAILED
+        if interrupted:
+            record.notes.append("the certification was interrupted while this phase was ACTIVE")
+
+    def close_all(self, *, interrupted: bool = False) -> None:
+        active = self.active()
+        if active is not None:
+            self.close(active.phase_id, interrupted=interrupted)
+
+    def verdict(self) -> dict[str, Any]:
+        by_status: dict[str, list[str]] = {}
+        for pid in PHASE_IDS:
+            by_status.setdefault(self.phases[pid].status, []).append(pid)
+        failed = by_status.get(FAILED, []) + by_status.get(BLOCKED, [])
+        missing = by_status.get(NOT_IMPLEMENTED, [])
+        not_run = by_status.get(NOT_STARTED, []) + by_status.get(ACTIVE, [])
+        if failed:
+            verdict = FAILED
+        elif missing or not_run:
+            verdict = INCOMPLETE
+        else:
+            verdict = CERTIFIED
+        return {
+            "verdict": verdict,
+            "failed": by_status.get(FAILED, []),
+            "blocked": by_status.get(BLOCKED, []),
+            "not_implemented": missing,
+            "not_run": not_run,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {"phases": [self.phases[pid].to_json() for pid in PHASE_IDS], **self.verdict()}

@@ -1,0 +1,1 @@
+"""Phase checks: each phase observes (and records evidence) first, then judges."""

@@ -1,0 +1,262 @@
+"""The pytest plugin behind `pytest features/`: options, the session, gates, evidence, Allure."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import allure
+import pytest
+
+from harness import handles as handles_mod
+from harness import ledger as ledger_mod
+from harness import progress, redact, report
+from harness.errors import ConfigError, HarnessError, PhaseBlocked
+from harness.ledger import ScenarioRecord
+from harness.session import Certification, Options
+
+_TAG = re.compile(r"@phase:(\S+)")
+_SCENARIO = pytest.StashKey[str]()
+_STEPS = pytest.StashKey[list[Any]]()
+
+
+@dataclass
+class _State:
+    config: pytest.Config
+    cert: Certification | None = None
+    interrupted: bool = False
+    gates: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+_STATE = pytest.StashKey[_State]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("spine-certify", "certification of an event-streaming platform")
+    group.addoption("--profile", default="embedded", choices=["embedded", "dev_min"],
+                    help="substrate profile to certify (default: embedded, started locally)")
+    group.addoption("--handles", default=None, metavar="PATH",
+                    help="handles registry (default: infra/handles/<profile>.yaml)")
+    group.addoption("--kafka-bootstrap", default=None, metavar="HOST:PORT",
+                    help="use an already-running Kafka broker instead of starting Tansu")
+    group.addoption("--aws-endpoint", default=None, metavar="URL",
+                    help="use an already-running AWS emulator instead of starting moto")
+    group.addoption("--reports-dir", default=None, metavar="DIR",
+                    help="where certifications/<cert_id>/ is written (default: reports/)")
+    group.addoption("--cert-id", default=None, help="certification id (default: cert-<utc time>-<random>)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_STATE] = _State(config=config)
+
+
+def pytest_bdd_apply_tag(tag: str, function: Any) -> bool | None:
+    if tag.startswith("phase:"):
+        phase_id = tag.split(":", 1)[1]
+        ledger_mod.order(phase_id)  # an unknown phase id fails collection loudly
+        pytest.mark.phase(phase_id)(function)
+        return True
+    return None
+
+
+def phase_of(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("phase")
+    return str(marker.args[0]) if marker else None
+
+
+def implemented_phases(features_dir: Path) -> set[str]:
+    """Phases with a feature file, whether or not this run selected them."""
+    found: set[str] = set()
+    for path in features_dir.rglob("*.feature"):
+        found.update(_TAG.findall(path.read_text(encoding="utf-8")))
+    return found
+
+
+def _options(config: pytest.Config) -> Options:
+    def path(name: str) -> Path | None:
+        value = config.getoption(name)
+        return Path(value) if value else None
+
+    return Options(
+        project_root=config.rootpath,
+        profile=config.getoption("profile"),
+        handles_path=path("handles"),
+        kafka_bootstrap=config.getoption("kafka_bootstrap"),
+        aws_endpoint=config.getoption("aws_endpoint"),
+        reports_dir=path("reports_dir"),
+        cert_id=config.getoption("cert_id"),
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Scenarios run in canonical phase order; P12 is always last.
+
+    Options and the handles file are validated here, before anything starts: a bad one
+    stops the run with one message.
+    """
+    if any(phase_of(item) for item in items):
+        try:
+            options = _options(config)
+            handles_mod.load(options.handles_path or handles_mod.default_path(options.profile, options.project_root),
+                             profile=options.profile)
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+    indexed = list(enumerate(items))
+    indexed.sort(key=lambda pair: (
+        -1 if phase_of(pair[1]) is None else ledger_mod.order(phase_of(pair[1]) or ""), pair[0]
+    ))  # fmt: skip
+    items[:] = [item for _, item in indexed]
+
+
+def _console_writer(config: pytest.Config) -> Callable[[str], None] | None:
+    """Progress lines reach the terminal even while pytest captures the test's output."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return None
+
+    def write(line: str) -> None:
+        if capman is None:
+            reporter.write_line(line)
+            return
+        with capman.global_and_fixture_disabled():
+            reporter.write_line(line)
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def cert(request: pytest.FixtureRequest) -> Iterator[Certification]:
+    """The certification: substrate up before the first scenario, sealed after the last."""
+    config = request.config
+    state = config.stash[_STATE]
+    progress.set_writer(_console_writer(config))
+    certification = Certification(_options(config), implemented=implemented_phases(config.rootpath / "features"))
+    state.cert = certification
+    try:
+        try:
+            certification.open()
+        except HarnessError as exc:
+            # Nothing can be certified without the substrate: stop after this one error.
+            request.session.shouldstop = f"the substrate did not start: {exc}"
+            raise
+        yield certification
+    finally:
+        state.problems = certification.close(interrupted=state.interrupted)
+        state.gates = certification.gates()
+        progress.set_writer(None)
+    if state.problems:
+        raise HarnessError("closing the certification: " + "; ".join(state.problems))
+
+
+def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
+    phase = phase_of(request.node)
+    request.node.stash[_SCENARIO] = scenario.name
+    request.node.stash[_STEPS] = []
+    allure.dynamic.title(scenario.name)
+    if phase is None:
+        return
+    allure.dynamic.feature(f"{phase} {feature.name}")
+    allure.dynamic.label("phase", phase)
+    certification: Certification = request.getfixturevalue("cert")
+    certification.current_phase = phase
+    request.node.stash[_EVIDENCE_MARK] = len(certification.bundle.written)
+    certification.ledger.enter(phase)
+
+
+_EVIDENCE_MARK = pytest.StashKey[int]()
+
+
+def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
+    state = request.config.stash[_STATE]
+    certification = state.cert
+    if certification is None or _EVIDENCE_MARK not in request.node.stash:
+        return
+    for rel in certification.bundle.written[request.node.stash[_EVIDENCE_MARK]:]:
+        allure.attach.file(str(certification.bundle.path(rel)), name=rel,
+                           attachment_type=allure.attachment_type.JSON if rel.endswith(".json") else None)
+    certification.mirror_pending()
+
+
+def pytest_bdd_before_step(request: pytest.FixtureRequest, step: Any) -> None:
+    ctx = allure.step(f"{step.keyword} {step.name}")
+    ctx.__enter__()
+    request.node.stash.setdefault(_STEPS, []).append(ctx)
+
+
+def pytest_bdd_after_step(request: pytest.FixtureRequest) -> None:
+    steps = request.node.stash.get(_STEPS, [])
+    if steps:
+        steps.pop().__exit__(None, None, None)
+
+
+def pytest_bdd_step_error(request: pytest.FixtureRequest, exception: BaseException) -> None:
+    steps = request.node.stash.get(_STEPS, [])
+    if steps:
+        steps.pop().__exit__(type(exception), exception, exception.__traceback__)
+    allure.dynamic.label("category", report.category_of(exception))
+    certification = request.config.stash[_STATE].cert
+    if certification is not None:
+        for part in certification.substrate.parts:
+            if part.log_path is not None and part.log_path.exists():
+                tail = part.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-80:]
+                allure.attach(redact.scrub("\n".join(tail)), name=f"{part.name} log (tail)",
+                              attachment_type=allure.attachment_type.TEXT)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    rep = yield
+    phase = phase_of(item)
+    certification = item.config.stash[_STATE].cert
+    if phase and redact.registered():
+        # Captured output and tracebacks reach the console and Allure: mask secrets in them.
+        rep.sections = [(title, redact.scrub(text)) for title, text in rep.sections]
+        if rep.longrepr is not None:
+            text = str(rep.longrepr)
+            if redact.scrub(text) != text:
+                rep.longrepr = redact.scrub(text)
+    if phase and certification is not None and rep.when == "call":
+        blocked = call.excinfo is not None and call.excinfo.errisinstance(PhaseBlocked)
+        message = ""
+        if call.excinfo is not None:
+            message = redact.scrub(str(call.excinfo.value)).strip()
+        certification.ledger.record(phase, ScenarioRecord(
+            name=item.stash.get(_SCENARIO, item.name),
+            outcome="passed" if rep.passed else ("blocked" if blocked else "failed"),
+            duration_s=round(rep.duration, 2),
+            message=message,
+        ))  # fmt: skip
+    return rep
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Runs before the session fixtures are torn down: mark an interrupted certification.
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        session.config.stash[_STATE].interrupted = True
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    results = getattr(config.option, "allure_report_dir", None)
+    if state is None or state.cert is None or not results:
+        return
+    report.write_allure_metadata(Path(results), state.cert.env_facts())
+    redact.scrub_tree(Path(results))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    state = terminalreporter.config.stash[_STATE]
+    if state.gates is None or state.cert is None:
+        return
+    terminalreporter.section("spine-certify")
+    for line in report.summary_table(state.gates, state.cert.bundle.root):
+        terminalreporter.write_line(line)
+    for problem in state.problems:
+        terminalreporter.write_line(f"problem: {problem}", red=True)

@@ -1,0 +1,297 @@
+"""One certification: profile, handles, substrate, stacks, evidence bundle and gate ledger."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import secrets
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from harness import handles as handles_mod
+from harness import mirror, progress, redact
+from harness.aws import AwsSession, s3, ssm
+from harness.errors import ConfigError, EvidenceError, HarnessError, SubstrateError
+from harness.evidence import Bundle, MirrorTarget
+from harness.handles import Handles
+from harness.kafka import KafkaConnection
+from harness.ledger import Ledger
+from harness.substrate import (
+    ExternalAws,
+    ExternalKafka,
+    MotoServer,
+    Part,
+    PostgresCluster,
+    Substrate,
+    TansuBroker,
+    pid_alive,
+)  # fmt: skip
+from harness.terraform import Stack
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def new_cert_id() -> str:
+    return f"cert-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class Options:
+    project_root: Path
+    profile: str = "embedded"
+    handles_path: Path | None = None
+    kafka_bootstrap: str | None = None
+    aws_endpoint: str | None = None
+    reports_dir: Path | None = None
+    cert_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.profile not in handles_mod.PROFILES:
+            raise ConfigError(f"--profile {self.profile!r} is not one of {list(handles_mod.PROFILES)}")
+        if self.kafka_bootstrap is not None and ":" not in self.kafka_bootstrap:
+            raise ConfigError(f"--kafka-bootstrap {self.kafka_bootstrap!r} must be HOST:PORT")
+        if self.aws_endpoint is not None and not self.aws_endpoint.startswith(("http://", "https://")):
+            raise ConfigError(f"--aws-endpoint {self.aws_endpoint!r} must be an http(s) URL")
+
+
+def build_substrate(options: Options, handles: Handles, workdir: Path, *, detached: bool = False) -> Substrate:
+    """The parts of one profile. dev_min owns no local part: AWS and Kafka are real."""
+    if options.profile == "dev_min":
+        return Substrate([])
+    parts: list[Part] = []
+    if options.aws_endpoint:
+        parts.append(ExternalAws(workdir=workdir, endpoint_url=options.aws_endpoint))
+    else:
+        parts.append(MotoServer(workdir=workdir, detached=detached))
+    if options.kafka_bootstrap:
+        parts.append(ExternalKafka(workdir=workdir, bootstrap=options.kafka_bootstrap))
+    else:
+        parts.append(TansuBroker(workdir=workdir, detached=detached))
+    parts.append(PostgresCluster(workdir=workdir, database=handles.database["name"], user=handles.database["user"]))
+    return Substrate(parts)
+
+
+@dataclass
+class _Memo:
+    value: Any = None
+    error: BaseException | None = None
+
+
+@dataclass
+class Certification:
+    options: Options
+    implemented: set[str]
+    cert_id: str = ""
+    handles: Handles = field(init=False)
+    bundle: Bundle = field(init=False)
+    ledger: Ledger = field(init=False)
+    substrate: Substrate = field(init=False)
+    aws: AwsSession | None = None
+    current_phase: str | None = None
+    _memo: dict[str, _Memo] = field(default_factory=dict)
+    _mirrored: set[str] = field(default_factory=set)
+    _stacks: dict[str, Stack] = field(default_factory=dict)
+    _generated: dict[str, str] = field(default_factory=dict)
+    _closed: bool = False
+
+    def __post_init__(self) -> None:
+        # Everything that can be validated is validated before anything starts.
+        root = self.options.project_root
+        handles_path = self.options.handles_path or handles_mod.default_path(self.options.profile, root)
+        self.handles = handles_mod.load(handles_path, profile=self.options.profile)
+        self.cert_id = self.options.cert_id or new_cert_id()
+        reports = self.options.reports_dir or root / "reports"
+        self.workdir = root / ".spine-certify" / "work" / self.cert_id
+        self.bundle = Bundle(reports / "certifications" / self.cert_id, cert_id=self.cert_id)
+        self.ledger = Ledger(self.implemented)
+        self.substrate = build_substrate(self.options, self.handles, self.workdir)
+        self.started = time.time()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def open(self) -> None:
+        atexit.register(self._atexit)
+        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+            signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+        progress.say(f"certification {self.cert_id} (profile {self.options.profile}, handles {self.handles.source})")
+        self.substrate.start()
+        endpoint = self._aws_endpoint()
+        self.aws = AwsSession(region=self.handles.region, endpoint_url=endpoint)
+        if self.options.profile == "embedded":
+            for name in ("confluent_api_key", "confluent_api_secret", "ig_api_key"):
+                self._generated[name] = secrets.token_urlsafe(32)
+                redact.register(self._generated[name])
+
+    def _aws_endpoint(self) -> str | None:
+        for part in self.substrate.parts:
+            if isinstance(part, (MotoServer, ExternalAws)):
+                return part.endpoint
+        return None
+
+    def _atexit(self) -> None:
+        if not self._closed:
+            self.substrate.stop()
+
+    def close(self, *, interrupted: bool = False) -> list[str]:
+        """Seal the bundle, mirror it, stop the substrate. Returns problems (never raises early)."""
+        if self._closed:
+            return []
+        self._closed = True
+        problems: list[str] = []
+        self.ledger.close_all(interrupted=interrupted)
+        try:
+            self._write_closing_evidence()
+            target = self.mirror_target()
+            self.bundle.seal(mirror=target)
+            if target is not None:
+                problems += self._mirror(final=True)
+            else:
+                problems.append("evidence mirror skipped: the evidence bucket does not exist")
+        except HarnessError as exc:
+            problems.append(str(exc))
+        finally:
+            problems += [f"stop {p}" for p in self.substrate.stop()]
+            leftovers = [pid for pid in self.substrate.pids() if pid_alive(pid)]
+            if leftovers:
+                problems.append(f"substrate processes still running: {leftovers}")
+        return problems
+
+    def _write_closing_evidence(self) -> None:
+        self.bundle.write_json("substrate/substrate.json", {
+            "profile": self.options.profile,
+            "cert_id": self.cert_id,
+            "handles": {"source": self.handles.source, "digest": self.handles.digest},
+            **self.substrate.to_json(),
+        })  # fmt: skip
+        for part in self.substrate.parts:
+            if part.log_path is not None and part.log_path.exists():
+                self.bundle.copy_file(f"substrate/logs/{part.name}.log", part.log_path)
+        for stack in self._stacks.values():
+            if stack.log_path.exists():
+                self.bundle.copy_file(f"substrate/logs/{stack.log_path.name}", stack.log_path)
+        self.bundle.write_json("gates.json", self.gates())
+
+    def gates(self) -> dict[str, Any]:
+        return {
+            "cert_id": self.cert_id,
+            "profile": self.options.profile,
+            "claim": f"{self.options.profile} profile only" + (
+                " (local compute and emulated AWS; this is not a dev_min certificate)"
+                if self.options.profile == "embedded" else ""
+            ),
+            "started_at": datetime.fromtimestamp(self.started, UTC).isoformat(),
+            "ended_at": datetime.now(UTC).isoformat(),
+            **self.ledger.to_json(),
+        }
+
+    # -- evidence --------------------------------------------------------------------------
+    def evidence(self, relpath: str, record: Any) -> Path:
+        """Write one evidence file for the current phase (write-once, scrubbed)."""
+        path = self.bundle.write_json(relpath, record)
+        if self.current_phase:
+            self.ledger.add_evidence(self.current_phase, relpath)
+        return path
+
+    def mirror_target(self) -> MirrorTarget | None:
+        assert self.aws is not None
+        bucket = self.handles.bucket("evidence").name
+        try:
+            if not s3.exists(self.aws, bucket=bucket):
+                return None
+        except SubstrateError:
+            return None
+        return MirrorTarget(bucket=bucket, prefix=f"{self.handles.evidence_prefix}{self.cert_id}/",
+                            region=self.handles.region, endpoint_url=self.aws.endpoint_url)
+
+    def _mirror(self, *, final: bool = False) -> list[str]:
+        target = self.mirror_target()
+        if target is None:
+            return []
+        pending = [p for p in self.bundle.written if p not in self._mirrored]
+        try:
+            self._mirrored.update(mirror.put_files(self.aws_session, target, self.bundle.root, pending))
+        except EvidenceError as exc:
+            return [str(exc)]
+        if final:
+            progress.say(f"evidence mirrored write-once to s3://{target.bucket}/{target.prefix} "
+                         f"({len(self._mirrored)} objects)")
+        return []
+
+    @property
+    def mirrored(self) -> frozenset[str]:
+        """Bundle files already mirrored to the evidence bucket."""
+        return frozenset(self._mirrored)
+
+    def mirror_pending(self) -> None:
+        """Mirror files written so far (after each scenario, once the evidence bucket exists)."""
+        problems = self._mirror()
+        if problems:
+            raise EvidenceError("; ".join(problems))
+
+    # -- substrate access ------------------------------------------------------------------
+    @property
+    def aws_session(self) -> AwsSession:
+        if self.aws is None:
+            raise HarnessError("the certification is not open: the substrate was never started")
+        return self.aws
+
+    def kafka(self) -> KafkaConnection:
+        """The Kafka connection the platform is told about: the pinned SSM surfaces."""
+        bootstrap = ssm.get(self.aws_session, self.handles.ssm["confluent_bootstrap"]).value
+        if self.options.profile == "embedded":
+            return KafkaConnection(bootstrap=bootstrap, fast_groups=True)
+        key = ssm.get(self.aws_session, self.handles.ssm["confluent_api_key"]).value
+        secret = ssm.get(self.aws_session, self.handles.ssm["confluent_api_secret"]).value
+        return KafkaConnection(bootstrap=bootstrap, security_protocol="SASL_SSL", api_key=key, api_secret=secret)
+
+    def broker_endpoint(self) -> str:
+        for part in self.substrate.parts:
+            if isinstance(part, (TansuBroker, ExternalKafka)):
+                return part.endpoint
+        raise HarnessError("no local broker in this profile")
+
+    def database_dsn(self) -> str:
+        for part in self.substrate.parts:
+            if isinstance(part, PostgresCluster):
+                return part.dsn
+        raise HarnessError("no local database in this profile")
+
+    def generated(self, name: str) -> str:
+        return self._generated[name]
+
+    def stack(self, name: str) -> Stack:
+        if name not in self._stacks:
+            from harness import stacks
+
+            self._stacks[name] = stacks.build(self, name)
+        return self._stacks[name]
+
+    def once(self, key: str, fn: Callable[[], T]) -> T:
+        """Run ``fn`` once per certification; later calls get its value or its error again."""
+        memo = self._memo.get(key)
+        if memo is None:
+            memo = self._memo[key] = _Memo()
+            try:
+                memo.value = fn()
+            except BaseException as exc:
+                memo.error = exc
+        if memo.error is not None:
+            raise memo.error
+        return memo.value
+
+    def env_facts(self) -> dict[str, str]:
+        facts = {"profile": self.options.profile, "cert_id": self.cert_id, "handles": self.handles.source}
+        for part in self.substrate.parts:
+            facts[f"substrate.{part.name}"] = part.version()
+        return facts
+
+
+def _sigterm_to_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

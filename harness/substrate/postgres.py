@@ -1,0 +1,141 @@
+"""A private PostgreSQL cluster on loopback (initdb/pg_ctl), run unprivileged when root."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from harness import db, redact
+from harness.errors import SubstrateError, ToolMissing
+from harness.substrate.base import Part, ensure_port_free, free_port, pid_alive
+
+_INSTALL_FIX = "install PostgreSQL (`make setup` runs `apt-get install -y postgresql`)"
+
+
+def pg_binary(tool: str) -> str:
+    found = shutil.which(tool)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"), reverse=True)
+    if candidates:
+        return candidates[0]
+    raise ToolMissing(tool, _INSTALL_FIX)
+
+
+class PostgresCluster(Part):
+    name = "postgres"
+
+    def __init__(self, *, workdir: Path, database: str, user: str, port: int | None = None,
+                 os_user: str = "postgres") -> None:
+        super().__init__(workdir=workdir)
+        self.port = port or free_port()
+        self.database = database
+        self.user = user
+        self.password = secrets.token_urlsafe(24)
+        redact.register(self.password)
+        self._as_root = os.geteuid() == 0
+        self.os_user = os_user
+        self.root: Path | None = None
+        self._pid: int | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
+
+    @property
+    def data_dir(self) -> Path:
+        assert self.root is not None, "postgres cluster not initialised"
+        return self.root / "data"
+
+    @property
+    def kept_log(self) -> Path:
+        return self.workdir / "logs" / "postgres.log"
+
+    @property
+    def log_path(self) -> Path | None:
+        if self.root is not None:
+            return self.root / "postgres.log"
+        return self.kept_log if self.kept_log.exists() else None
+
+    def _run(self, argv: list[str], operation: str) -> str:
+        if self._as_root:
+            argv = [shutil.which("runuser") or "runuser", "-u", self.os_user, "--", *argv]
+        proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+        if proc.returncode != 0:
+            raise SubstrateError(
+                f"exit {proc.returncode}", redact.scrub((proc.stderr or proc.stdout).strip()), operation=operation
+            )
+        return proc.stdout
+
+    def start(self) -> None:
+        operation = "start postgres"
+        began = time.monotonic()
+        initdb, pg_ctl = pg_binary("initdb"), pg_binary("pg_ctl")
+        ensure_port_free(self.port, operation=operation)
+        # The cluster lives outside the project tree: the postgres user must own and reach it.
+        self.root = Path(tempfile.mkdtemp(prefix="spine-certify-pg-"))
+        pwfile = self.root / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        pwfile.chmod(0o600)
+        if self._as_root:
+            try:
+                owner = pwd.getpwnam(self.os_user)
+            except KeyError as exc:
+                raise SubstrateError(
+                    "NoUser", f"running as root needs the unprivileged user {self.os_user!r}; {_INSTALL_FIX}",
+                    operation=operation,
+                ) from exc
+            self.root.chmod(0o755)
+            for path in (self.root, pwfile):
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+        self._run(
+            [initdb, "-D", str(self.data_dir), "-U", self.user, f"--pwfile={pwfile}",
+             "-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync"],
+            f"{operation}: initdb",
+        )  # fmt: skip
+        pwfile.unlink()
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
+        self._run(
+            [pg_ctl, "-D", str(self.data_dir), "-l", str(self.log_path), "-o", options, "-w", "-t", "30", "start"],
+            f"{operation}: pg_ctl start",
+        )
+        pidfile = self.data_dir / "postmaster.pid"
+        self._pid = int(pidfile.read_text().splitlines()[0])
+        admin_dsn = f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/postgres"
+        db.query(admin_dsn, f'create database "{self.database}"')
+        db.probe(self.dsn)
+        self.ready_s = round(time.monotonic() - began, 3)
+
+    def stop(self) -> None:
+        if self.root is None:
+            return
+        try:
+            if self._pid and pid_alive(self._pid):
+                self._run([pg_binary("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"], "stop postgres")
+        finally:
+            self._pid = None
+            # The cluster is disposable; its log is kept beside the other parts' logs.
+            server_log = self.root / "postgres.log"
+            if server_log.exists():
+                self.kept_log.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(server_log, self.kept_log)
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+    def pids(self) -> list[int]:
+        return [self._pid] if self._pid and pid_alive(self._pid) else []
+
+    def version(self) -> str:
+        out = subprocess.run([pg_binary("pg_ctl"), "--version"], capture_output=True, text=True, check=False)
+        return out.stdout.strip() or "postgres (unknown version)"

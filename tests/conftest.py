@@ -1,0 +1,24 @@
+"""Shared fixtures: the project root and a throwaway workdir for substrate parts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import redact
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def project_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(autouse=True)
+def _fresh_secrets() -> Iterator[None]:
+    redact.clear()
+    yield
+    redact.clear()
