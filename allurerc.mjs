@@ -4,7 +4,8 @@ export default {
   output: "reports/allure-report",
   plugins: {
     awesome: {
-      options: { singleFile: true, reportName: "spine-certify certification" },
+      // Scenarios grouped by phase; a group holding a failure opens by itself.
+      options: { singleFile: true, reportName: "spine-certify certification", groupBy: ["phase"] },
     },
   },
 };

@@ -78,8 +78,11 @@ class EvidenceError(HarnessError):
     """The evidence bundle is missing, tampered with, or a write would overwrite it."""
 
 
-class PhaseBlocked(HarnessError):
-    """A phase cannot run because a predecessor FAILED or is BLOCKED."""
+class PhaseBlocked(HarnessError, AssertionError):
+    """A phase cannot run because a predecessor FAILED or is BLOCKED.
+
+    An AssertionError too, so test reports show it as a failed check, not a broken run.
+    """
 
     def __init__(self, phase_id: str, blocker: str, blocker_status: str) -> None:
         super().__init__(f"{phase_id} is BLOCKED: predecessor {blocker} is {blocker_status}")
@@ -88,8 +91,10 @@ class PhaseBlocked(HarnessError):
         self.blocker_status = blocker_status
 
 
-class Finding(HarnessError):
+class Finding(HarnessError, AssertionError):
     """A certification check found the platform out of compliance.
+
+    An AssertionError too, so test reports show it as a failed check, not a broken run.
 
     ``details`` lists each offending observation (resource ids, handle names) so that the
     message names exactly what is wrong.

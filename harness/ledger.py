@@ -102,8 +102,8 @@ class Ledger:
         record = self[phase_id]
         if record.status == ACTIVE:
             return
-        if record.status == BLOCKED:
-            raise PhaseBlocked(phase_id, record.blocked_by or "?", self[record.blocked_by or "P0"].status)
+        if record.status == BLOCKED and record.blocked_by is not None:
+            raise PhaseBlocked(phase_id, record.blocked_by, self.phases[record.blocked_by].status)
         current = self.active()
         if current is not None:
             self.close(current.phase_id)

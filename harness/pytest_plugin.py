@@ -157,10 +157,11 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, sce
     phase = phase_of(request.node)
     request.node.stash[_SCENARIO] = scenario.name
     request.node.stash[_STEPS] = []
-    allure.dynamic.title(scenario.name)
     if phase is None:
+        allure.dynamic.title(scenario.name)
         return
-    allure.dynamic.feature(f"{phase} {feature.name}")
+    allure.dynamic.title(f"{phase} · {scenario.name}")
+    allure.dynamic.feature(feature.name)
     allure.dynamic.label("phase", phase)
     certification: Certification = request.getfixturevalue("cert")
     certification.current_phase = phase

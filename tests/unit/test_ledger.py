@@ -83,3 +83,12 @@ def test_a_phase_without_scenarios_or_interrupted_is_not_done() -> None:
 def test_unknown_phase_is_rejected() -> None:
     with pytest.raises(ConfigError, match="unknown phase 'P13'"):
         Ledger({"P13"})
+
+
+def test_every_scenario_of_a_blocked_phase_is_blocked() -> None:
+    ledger = Ledger({"P0", "P1"})
+    _run(ledger, "P0", "failed")
+    for _ in range(2):
+        with pytest.raises(PhaseBlocked, match="P1 is BLOCKED: predecessor P0 is FAILED"):
+            ledger.enter("P1")
+    assert ledger.verdict()["blocked"] == ["P1"]
