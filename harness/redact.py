@@ -7,6 +7,7 @@ results all pass through :func:`scrub` before they reach disk.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from pathlib import Path
@@ -85,3 +86,24 @@ class ScrubFilter(logging.Filter):
             record.msg = clean
             record.args = None
         return True
+
+
+_factory_installed = False
+
+
+def install_log_scrubbing() -> None:
+    """Mask registered secrets in every log record, whichever logger or handler it reaches."""
+    global _factory_installed
+    if _factory_installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        # A malformed format is logging's to report, when a handler formats the record.
+        with contextlib.suppress(TypeError, ValueError):
+            ScrubFilter().filter(record)
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _factory_installed = True

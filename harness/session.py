@@ -118,6 +118,7 @@ class Certification:
     # -- lifecycle -------------------------------------------------------------------------
     def open(self) -> None:
         atexit.register(self._atexit)
+        redact.install_log_scrubbing()
         with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
             signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
         progress.say(f"certification {self.cert_id} (profile {self.options.profile}, handles {self.handles.source})")

@@ -71,7 +71,10 @@ class PostgresCluster(Part):
     def _run(self, argv: list[str], operation: str) -> str:
         if self._as_root:
             argv = [shutil.which("runuser") or "runuser", "-u", self.os_user, "--", *argv]
-        proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SubstrateError("SpawnFailed", f"{argv[0]}: {exc}", operation=operation) from exc
         if proc.returncode != 0:
             raise SubstrateError(
                 f"exit {proc.returncode}", redact.scrub((proc.stderr or proc.stdout).strip()), operation=operation
@@ -79,6 +82,13 @@ class PostgresCluster(Part):
         return proc.stdout
 
     def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # a half-made cluster (and its password file) is never left behind
+            raise
+
+    def _start(self) -> None:
         operation = "start postgres"
         began = time.monotonic()
         initdb, pg_ctl = pg_binary("initdb"), pg_binary("pg_ctl")

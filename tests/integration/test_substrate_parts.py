@@ -94,6 +94,7 @@ def test_substrate_stops_started_parts_when_a_later_one_fails(
     with pytest.raises(SubstrateError):
         substrate.start()
     assert moto.pids() == []
+    assert broken.root is None  # nothing of the half-made cluster is left
 
 
 def test_initdb_is_found_or_the_fix_is_named() -> None:

@@ -46,3 +46,11 @@ def test_ssm_parameter_evidence_never_carries_a_secure_value() -> None:
     assert secure.to_json()["value"] is None
     assert plain.to_json()["value"] == "127.0.0.1:9092"
     assert "very-secret-value" not in repr(secure)
+
+
+def test_installed_log_scrubbing_covers_every_logger(caplog: pytest.LogCaptureFixture) -> None:
+    redact.install_log_scrubbing()
+    redact.register("planted-secret-9012")
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("any.other.logger").info("dsn=%s", "postgresql://u:planted-secret-9012@h/db")
+    assert "planted-secret-9012" not in caplog.text
