@@ -2,6 +2,10 @@
 
 pytest_plugins = [
     "harness.pytest_plugin",
+    "steps.evidence",
+    "steps.packaging",
     "steps.substrate",
+    "steps.run_pinning",
+    "steps.oracle",
     "steps.teardown",
 ]

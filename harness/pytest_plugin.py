@@ -48,6 +48,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--reports-dir", default=None, metavar="DIR",
                     help="where certifications/<cert_id>/ is written (default: reports/)")
     group.addoption("--cert-id", default=None, help="certification id (default: cert-<utc time>-<random>)")
+    group.addoption("--events", type=int, default=20, metavar="N", help="events in the run (default: 20)")
+    group.addoption("--seed", type=int, default=42, help="data engine seed of the run (default: 42)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -89,6 +91,8 @@ def _options(config: pytest.Config) -> Options:
         aws_endpoint=config.getoption("aws_endpoint"),
         reports_dir=path("reports_dir"),
         cert_id=config.getoption("cert_id"),
+        events=config.getoption("events"),
+        seed=config.getoption("seed"),
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness import handles as handles_mod
 from harness import mirror, progress, redact
@@ -35,6 +35,10 @@ from harness.substrate import (
 )  # fmt: skip
 from harness.terraform import Stack
 
+if TYPE_CHECKING:
+    from harness.compute import Compute
+    from harness.packaging import Artifact
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -52,8 +56,12 @@ class Options:
     aws_endpoint: str | None = None
     reports_dir: Path | None = None
     cert_id: str | None = None
+    events: int = 20
+    seed: int = 42
 
     def __post_init__(self) -> None:
+        if self.events < 1:
+            raise ConfigError(f"--events {self.events} must be >= 1")
         if self.profile not in handles_mod.PROFILES:
             raise ConfigError(f"--profile {self.profile!r} is not one of {list(handles_mod.PROFILES)}")
         if self.kafka_bootstrap is not None and ":" not in self.kafka_bootstrap:
@@ -96,6 +104,8 @@ class Certification:
     substrate: Substrate = field(init=False)
     aws: AwsSession | None = None
     current_phase: str | None = None
+    artifact: Artifact | None = None
+    compute: Compute | None = None
     _memo: dict[str, _Memo] = field(default_factory=dict)
     _mirrored: set[str] = field(default_factory=set)
     _stacks: dict[str, Stack] = field(default_factory=dict)
@@ -264,6 +274,18 @@ class Certification:
                 return part.dsn
         raise HarnessError("no local database in this profile")
 
+    @property
+    def compute_provider(self) -> Compute:
+        if self.compute is None:
+            raise HarnessError("no platform artifact: P(-1) packaging did not produce one in this certification")
+        return self.compute
+
+    @property
+    def artifact_digest(self) -> str:
+        if self.artifact is None:
+            raise HarnessError("no platform artifact: P(-1) packaging did not produce one in this certification")
+        return self.artifact.digest
+
     def generated(self, name: str) -> str:
         return self._generated[name]
 
@@ -286,6 +308,11 @@ class Certification:
         if memo.error is not None:
             raise memo.error
         return memo.value
+
+    def peek(self, key: str) -> Any:
+        """The value ``once(key, ...)`` produced, or None when it has not run or failed."""
+        memo = self._memo.get(key)
+        return None if memo is None or memo.error is not None else memo.value
 
     def env_facts(self) -> dict[str, str]:
         facts = {"profile": self.options.profile, "cert_id": self.cert_id, "handles": self.handles.source}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_bdd import given, parsers, then, when
+from pytest_bdd import given, then, when
 
 from harness.phases import p00
 from harness.session import Certification
@@ -23,13 +23,6 @@ def _(cert: Certification) -> dict[str, Any]:
 @then("both stacks manage resources and the pinned topics exist")
 def _(apply_snapshot: dict[str, Any]) -> None:
     p00.check_applied(apply_snapshot)
-
-
-@then(parsers.parse("the apply snapshot is recorded as {relpath}"))
-@then(parsers.parse("the handle resolution is recorded as {relpath}"))
-@then(parsers.parse("the teardown proof is recorded as {relpath}"))
-def _(cert: Certification, relpath: str) -> None:
-    cert.bundle.require(relpath)
 
 
 @when("both stacks are planned again", target_fixture="replan")

@@ -16,3 +16,26 @@ def describe_repository(aws: AwsSession, name: str) -> dict[str, Any] | None:
         return None
     return {"name": repo["repositoryName"], "uri": repo["repositoryUri"],
             "tag_mutability": repo.get("imageTagMutability", "MUTABLE")}
+
+
+def put_image(aws: AwsSession, *, repository: str, tag: str, manifest: bytes, media_type: str) -> str:
+    """Push an image manifest under ``tag``; returns the registry's image digest.
+
+    An IMMUTABLE repository refuses a second image under the same tag (ImageAlreadyExistsException).
+    """
+    with converted(f"ecr.put_image {repository}:{tag}"):
+        image = aws.client("ecr").put_image(repositoryName=repository, imageManifest=manifest.decode(),
+                                            imageManifestMediaType=media_type, imageTag=tag)["image"]
+    return str(image["imageId"]["imageDigest"])
+
+
+def find_image(aws: AwsSession, *, repository: str, tag: str) -> dict[str, Any] | None:
+    try:
+        with converted(f"ecr.describe_images {repository}:{tag}"):
+            images = aws.client("ecr").describe_images(repositoryName=repository,
+                                                       imageIds=[{"imageTag": tag}])["imageDetails"]
+    except NotFound:
+        return None
+    if not images:
+        return None
+    return {"digest": images[0]["imageDigest"], "tags": sorted(images[0].get("imageTags", []))}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.aws.session import AwsSession, converted
+from harness.errors import SubstrateError
 
 _LIVE_TASK = ("PROVISIONING", "PENDING", "ACTIVATING", "RUNNING")
 
@@ -83,3 +84,47 @@ def arn_status(aws: AwsSession, arn: str) -> str:
         else:
             return "UNKNOWN"
     return str(found[0]["status"]) if found else "MISSING"
+
+
+def start_task_record(aws: AwsSession, *, cluster: str, family: str, started_by: str) -> str:
+    """Register a run of ``family`` as an ECS task (the embedded profile's record of local compute)."""
+    with converted(f"ecs.run_task {family}"):
+        tasks = aws.client("ecs").run_task(cluster=cluster, taskDefinition=family, count=1,
+                                           startedBy=started_by)["tasks"]
+    if not tasks:
+        raise SubstrateError("NoTask", f"run_task of {family} started nothing", operation="ecs.run_task")
+    return str(tasks[0]["taskArn"])
+
+
+def stop_task_record(aws: AwsSession, *, cluster: str, task_arn: str, reason: str) -> None:
+    with converted(f"ecs.stop_task {task_arn}"):
+        aws.client("ecs").stop_task(cluster=cluster, task=task_arn, reason=reason)
+
+
+def run_task(aws: AwsSession, *, cluster: str, family: str, subnets: list[str], security_groups: list[str],
+             command: list[str], environment: dict[str, str], started_by: str) -> str:
+    """RunTask on Fargate with the mode's command and environment; returns the task ARN."""
+    with converted(f"ecs.run_task {family}"):
+        response = aws.client("ecs").run_task(
+            cluster=cluster, taskDefinition=family, launchType="FARGATE", count=1, startedBy=started_by,
+            networkConfiguration={"awsvpcConfiguration": {
+                "subnets": subnets, "securityGroups": security_groups, "assignPublicIp": "ENABLED"}},
+            overrides={"containerOverrides": [{
+                "name": "spine", "command": command,
+                "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())]}]},
+        )
+    if response.get("failures") or not response.get("tasks"):
+        raise SubstrateError("RunTaskFailed", str(response.get("failures")), operation=f"ecs.run_task {family}")
+    return str(response["tasks"][0]["taskArn"])
+
+
+def describe_task(aws: AwsSession, *, cluster: str, task_arn: str) -> dict[str, Any]:
+    """lastStatus, stoppedReason and the first container's exit code (None until known)."""
+    with converted(f"ecs.describe_tasks {task_arn}"):
+        tasks = aws.client("ecs").describe_tasks(cluster=cluster, tasks=[task_arn])["tasks"]
+    if not tasks:
+        return {"status": "MISSING", "exit_code": None, "stopped_reason": None}
+    task = tasks[0]
+    containers = task.get("containers") or [{}]
+    return {"status": task.get("lastStatus"), "exit_code": containers[0].get("exitCode"),
+            "stopped_reason": task.get("stoppedReason")}

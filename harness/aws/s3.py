@@ -54,3 +54,31 @@ def protections(aws: AwsSession, *, bucket: str) -> dict[str, Any]:
     except NotFound:
         algorithms = []
     return {"versioning": versioning, "public_access_block": dict(pab), "encryption": algorithms}
+
+
+def key_exists(aws: AwsSession, *, bucket: str, key: str) -> bool:
+    try:
+        with converted(f"s3.head_object s3://{bucket}/{key}"):
+            aws.client("s3").head_object(Bucket=bucket, Key=key)
+    except NotFound:
+        return False
+    return True
+
+
+def overwrite(aws: AwsSession, *, bucket: str, key: str, body: bytes) -> None:
+    """An unconditional put: only fault injection uses it (evidence always goes through put_once)."""
+    with converted(f"s3.put_object s3://{bucket}/{key}"):
+        aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def delete(aws: AwsSession, *, bucket: str, key: str) -> None:
+    with converted(f"s3.delete_object s3://{bucket}/{key}"):
+        aws.client("s3").delete_object(Bucket=bucket, Key=key)
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` -> (bucket, prefix)."""
+    if not url.startswith("s3://"):
+        raise ValueError(f"{url!r} is not an s3:// URL")
+    bucket, _, prefix = url[5:].partition("/")
+    return bucket, prefix

@@ -6,6 +6,7 @@ from typing import Any
 
 from harness import db
 from harness.aws import budgets, dynamodb, ec2, ecr, ecs, s3, ssm
+from harness.compute import Network
 from harness.errors import Finding, HarnessError, SubstrateError
 from harness.kafka import KafkaConnection, admin
 from harness.session import Certification
@@ -18,28 +19,46 @@ def ensure_applied(cert: Certification) -> dict[str, Any]:
     return cert.once("p0.apply", lambda: _apply(cert))
 
 
+def ensure_core(cert: Certification) -> dict[str, Any]:
+    """Apply the durable core stack (once): packaging needs its ECR repository before P0 runs."""
+    return cert.once("p0.core", lambda: _apply_stack(cert, "core"))
+
+
+def _apply_stack(cert: Certification, name: str) -> dict[str, Any]:
+    stack = cert.stack(name)
+    stack.init()
+    stack.apply()
+    return {"runs": stack.history, "outputs": stack.outputs(), "resources": stack.resources()}
+
+
 def _apply(cert: Certification) -> dict[str, Any]:
     snapshot: dict[str, Any] = {"stacks": {}, "topics": {}, "error": None}
     try:
-        for name in ("core", "demo"):
-            stack = cert.stack(name)
-            snapshot["stacks"][name] = {"runs": stack.history}
-            stack.init()
-            stack.apply()
-            snapshot["stacks"][name].update(outputs=stack.outputs(), resources=stack.resources())
-            if name == "core":
-                # Topics come from the registry through the admin client, on the pinned bootstrap.
-                snapshot["topics"] = admin.ensure_topics(
-                    cert.kafka(), cert.handles.topics, replication_factor=cert.handles.replication_factor
-                )
+        snapshot["stacks"]["core"] = ensure_core(cert)
+        # Topics come from the registry through the admin client, on the pinned bootstrap.
+        snapshot["topics"] = admin.ensure_topics(
+            cert.kafka(), cert.handles.topics, replication_factor=cert.handles.replication_factor
+        )
+        snapshot["stacks"]["demo"] = _apply_stack(cert, "demo")
     except HarnessError as exc:
         snapshot["error"] = str(exc)
+        for name in ("core", "demo"):  # what ran is recorded even when it failed
+            snapshot["stacks"].setdefault(name, {"runs": cert.stack(name).history})
         raise
     finally:
         # The operation is recorded whether or not it succeeded.
         snapshot["terraform"] = cert.stack("core").version()
         cert.evidence("substrate/apply_snapshot.json", snapshot)
     return snapshot
+
+
+def demo_network(cert: Certification) -> Network | None:
+    """Subnets and security group of the applied demo stack (None before P0 applied it)."""
+    snapshot = cert.peek("p0.apply")
+    if not snapshot:
+        return None
+    outputs = snapshot["stacks"]["demo"]["outputs"]
+    return Network(subnets=list(outputs["subnet_ids"]), security_groups=[outputs["security_group_id"]])
 
 
 def check_applied(snapshot: dict[str, Any]) -> None:

@@ -1,0 +1,43 @@
+"""What every compute provider returns, and the interface the phases use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """One run of a mode. ``exit_code`` None means the provider could not learn it (fail closed)."""
+
+    mode: str
+    argv: list[str]
+    exit_code: int | None
+    duration_s: float
+    stdout: str = field(repr=False)
+    stderr: str = field(repr=False)
+    task_arn: str | None = None
+    provider: str = ""
+    run_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def last_error(self) -> str:
+        lines = [ln for ln in self.stderr.strip().splitlines() if ln.strip()]
+        return lines[-1] if lines else f"exit code {self.exit_code}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mode": self.mode, "argv": self.argv, "exit_code": self.exit_code, "duration_s": self.duration_s,
+                "task_arn": self.task_arn, "provider": self.provider, "run_id": self.run_id,
+                "stderr_tail": self.stderr.strip().splitlines()[-5:]}
+
+
+class Compute(Protocol):
+    """Runs the platform artifact: a mode (`python -m spine <mode>`) or the data engine."""
+
+    name: str
+
+    def run(self, mode: str, *, env: dict[str, str], args: list[str] | None = None,
+            timeout_s: float = 600.0) -> JobResult: ...

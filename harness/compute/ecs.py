@@ -1,0 +1,55 @@
+"""ECS compute (dev_min): RunTask on Fargate, wait for STOPPED, read the exit code and the logs."""
+
+from __future__ import annotations
+
+import time
+
+from harness import redact
+from harness.aws import AwsSession, ecs, logs
+from harness.compute.base import JobResult
+from harness.compute.embedded import ENGINE
+from harness.errors import ConfigError, Timeout
+from harness.wait import wait_until
+
+
+class EcsCompute:
+    """Runs a mode as a Fargate task of its pinned family in the demo cluster."""
+
+    name = "ecs"
+
+    def __init__(self, *, aws: AwsSession, cluster: str, task_families: dict[str, str], subnets: list[str],
+                 security_groups: list[str], log_group_prefix: str, poll_s: float = 2.0) -> None:
+        self.aws = aws
+        self.cluster = cluster
+        self.task_families = task_families
+        self.subnets = subnets
+        self.security_groups = security_groups
+        self.log_group_prefix = log_group_prefix
+        self.poll_s = poll_s
+
+    def run(self, mode: str, *, env: dict[str, str], args: list[str] | None = None,
+            timeout_s: float = 600.0) -> JobResult:
+        if mode == ENGINE or mode not in self.task_families:
+            raise ConfigError(f"no ECS task family for {mode!r}; the handles pin {sorted(self.task_families)}")
+        family = self.task_families[mode]
+        command = [mode, *(args or [])]
+        began = time.monotonic()
+        task_arn = ecs.run_task(self.aws, cluster=self.cluster, family=family, subnets=self.subnets,
+                                security_groups=self.security_groups, command=command, environment=env,
+                                started_by="spine-certify")
+        try:
+            final = wait_until(
+                lambda: (d := ecs.describe_task(self.aws, cluster=self.cluster, task_arn=task_arn))["status"]
+                == "STOPPED" and d,
+                timeout_s=timeout_s, backoff_s=self.poll_s, max_backoff_s=10.0,
+                err_msg=f"ECS task {task_arn} ({mode}) did not stop", operation=f"ecs run {mode}",
+            )
+        except Timeout:
+            final = {"exit_code": None, "stopped_reason": "timed out waiting for STOPPED"}
+        task_id = task_arn.rsplit("/", 1)[-1]
+        output = logs.read_stream(self.aws, group=f"{self.log_group_prefix}/{mode}", stream=f"spine/spine/{task_id}")
+        stderr = "" if final.get("exit_code") is not None else f"exit code unknown: {final.get('stopped_reason')}"
+        return JobResult(mode=mode, argv=command, exit_code=final.get("exit_code"),
+                         duration_s=round(time.monotonic() - began, 3), stdout=redact.scrub(output),
+                         stderr=stderr, task_arn=task_arn, provider=self.name,
+                         run_id=env.get("REQUIRED_PLATFORM_RUN_ID"))

@@ -1,0 +1,94 @@
+"""Embedded compute: the artifact's modes as local processes, each registered as an ECS task."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import packaging, redact
+from harness.aws import AwsSession, ecs
+from harness.compute.base import JobResult
+from harness.errors import EvidenceError
+
+ENGINE = "engine"  # the Data Engine: upstream of the platform, shipped in the same artifact
+
+
+@dataclass(frozen=True)
+class Network:
+    """Where a Fargate task of the demo stack runs."""
+
+    subnets: list[str]
+    security_groups: list[str]
+
+
+class EmbeddedCompute:
+    """Runs exactly the recorded artifact; one whose digest differs is refused before it starts."""
+
+    name = "embedded"
+
+    def __init__(self, *, artifact: packaging.Artifact, recorded_digest: str, workdir: Path,
+                 aws: AwsSession | None = None, cluster: str | None = None,
+                 task_families: dict[str, str] | None = None,
+                 network: Callable[[], Network | None] = lambda: None) -> None:
+        self.artifact = artifact
+        self.recorded_digest = recorded_digest
+        self.workdir = workdir
+        self.aws = aws
+        self.cluster = cluster
+        self.task_families = task_families or {}
+        self.network = network
+        self._wheel: Path | None = None
+        self.history: list[JobResult] = []
+
+    def _verified_wheel(self) -> Path:
+        actual = packaging.layout_digest(self.artifact.layout)
+        if actual != self.recorded_digest:
+            raise EvidenceError(
+                f"refusing to run artifact {self.artifact.layout}: its digest is {actual}, "
+                f"but the recorded provenance pins {self.recorded_digest}"
+            )
+        if self._wheel is None:
+            self._wheel = packaging.extract_wheel(self.artifact, self.workdir / "image" / actual.split(":")[1])
+        return self._wheel
+
+    def _register(self, mode: str, command: list[str], env: dict[str, str]) -> str | None:
+        """Record the run as an ECS task of the mode's family once the demo cluster exists."""
+        family = self.task_families.get(mode)
+        network = self.network()
+        if self.aws is None or not self.cluster or family is None or network is None:
+            return None  # before the demo stack (packaging): a plain, unregistered process
+        return ecs.run_task(self.aws, cluster=self.cluster, family=family, subnets=network.subnets,
+                            security_groups=network.security_groups, command=command, environment=env,
+                            started_by="spine-certify-embedded")
+
+    def run(self, mode: str, *, env: dict[str, str], args: list[str] | None = None,
+            timeout_s: float = 600.0) -> JobResult:
+        wheel = self._verified_wheel()
+        module = ["-m", "spine.engine"] if mode == ENGINE else ["-m", "spine", mode]
+        # -P and a neutral cwd: the checkout's own spine/ must not shadow the artifact's.
+        argv = [sys.executable, "-P", *module, *(args or [])]
+        task_arn = self._register(mode, [mode, *(args or [])], env)
+        began = time.monotonic()
+        # The platform sees only its contract: the wheel, the run scope and the AWS account.
+        child_env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(wheel), "PYTHONDONTWRITEBYTECODE": "1", **env}
+        try:
+            proc = subprocess.run(argv, env=child_env, capture_output=True, text=True, timeout=timeout_s,
+                                  stdin=subprocess.DEVNULL, check=False, cwd=wheel.parent)
+            code: int | None = proc.returncode
+            stdout, stderr = proc.stdout, proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            code = None
+            stdout = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            stderr = f"timed out after {timeout_s:.0f}s"
+        duration = round(time.monotonic() - began, 3)
+        if task_arn is not None and self.aws is not None and self.cluster:
+            ecs.stop_task_record(self.aws, cluster=self.cluster, task_arn=task_arn, reason=f"exit {code}")
+        result = JobResult(mode=mode, argv=[Path(argv[0]).name, *argv[1:]], exit_code=code, duration_s=duration,
+                           stdout=redact.scrub(stdout), stderr=redact.scrub(stderr), task_arn=task_arn,
+                           provider=self.name, run_id=env.get("REQUIRED_PLATFORM_RUN_ID"))
+        self.history.append(result)
+        return result

@@ -1,0 +1,210 @@
+"""The single platform artifact: a reproducible OCI image layout around the platform's wheel."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import json
+import re
+import shutil
+import subprocess
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import canonical, redact
+from harness.errors import ConfigError, EvidenceError
+
+WHEEL_NAME = "spine_platform"
+VERSION = "0.1.0"
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+MANIFEST_MEDIA = "application/vnd.oci.image.manifest.v1+json"
+CONFIG_MEDIA = "application/vnd.oci.image.config.v1+json"
+LAYER_MEDIA = "application/vnd.oci.image.layer.v1.tar+gzip"
+APP_DIR = "app"
+
+# What a secret looks like when nobody registered it: cloud keys, private keys, inline passwords.
+SECRET_PATTERNS = {
+    "aws-access-key-id": re.compile(rb"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
+    "private-key": re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    "inline-password": re.compile(rb"(?i)\b(password|passwd|secret|api_key)\s*[:=]\s*['\"][^'\"\s]{8,}['\"]"),
+    "dsn-with-password": re.compile(rb"postgres(ql)?://[^:/\s]+:[^@/\s]{6,}@"),
+}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A built image layout on disk; ``digest`` is its OCI manifest digest."""
+
+    layout: Path
+    tag: str
+    digest: str
+    source_sha: str
+    wheel: Path
+    manifest: bytes
+    config: dict[str, Any]
+
+    @property
+    def wheel_in_image(self) -> str:
+        return f"/{APP_DIR}/{self.wheel.name}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tag": self.tag, "digest": self.digest, "source_sha": self.source_sha,
+                "layout": str(self.layout), "wheel": self.wheel.name,
+                "wheel_sha256": canonical.sha256_file(self.wheel)}
+
+
+def source_sha(project_root: Path) -> str:
+    """The commit the artifact is built from; a dirty tree is marked, never hidden."""
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=project_root, capture_output=True, text=True, check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    sha = git("rev-parse", "HEAD")
+    if not sha:
+        raise ConfigError(f"{project_root} is not a git checkout with a commit; the artifact tag is git-<sha>")
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "spine")
+    return sha + ("-dirty" if dirty else "")
+
+
+def _zip_entry(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+    info = zipfile.ZipInfo(name, date_time=_EPOCH)
+    info.external_attr = 0o644 << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    zf.writestr(info, data)
+
+
+def build_wheel(package_dir: Path, out_dir: Path, *, extra_files: dict[str, bytes] | None = None) -> Path:
+    """A pure-Python wheel of the platform package, byte-identical for the same sources."""
+    files: dict[str, bytes] = {
+        p.relative_to(package_dir.parent).as_posix(): p.read_bytes()
+        for p in sorted(package_dir.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    }
+    files.update(extra_files or {})
+    dist_info = f"{WHEEL_NAME}-{VERSION}.dist-info"
+    files[f"{dist_info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: spine-platform\nVersion: {VERSION}\n"
+        "Summary: Spine Green v0 reference platform\n"
+    ).encode()
+    files[f"{dist_info}/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: spine-certify\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    record = []
+    for name, data in sorted(files.items()):
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append(f"{dist_info}/RECORD,,")
+    files[f"{dist_info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wheel = out_dir / f"{WHEEL_NAME}-{VERSION}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name in sorted(files):
+            _zip_entry(zf, name, files[name])
+    return wheel
+
+
+def _layer(wheel: Path) -> tuple[bytes, str]:
+    """A gzip'd tar holding the wheel under /app; returns (blob, diff_id of the plain tar)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data, mode, kind in ((APP_DIR, b"", 0o755, tarfile.DIRTYPE),
+                                       (f"{APP_DIR}/{wheel.name}", wheel.read_bytes(), 0o644, tarfile.REGTYPE)):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.size, info.mtime = kind, mode, len(data), 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data) if data else None)
+    plain = raw.getvalue()
+    blob = gzip.compress(plain, mtime=0)
+    return blob, "sha256:" + hashlib.sha256(plain).hexdigest()
+
+
+def _blob(layout: Path, data: bytes) -> dict[str, Any]:
+    digest = hashlib.sha256(data).hexdigest()
+    path = layout / "blobs" / "sha256" / digest
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def build(project_root: Path, out_dir: Path, *, sha: str | None = None,
+          extra_files: dict[str, bytes] | None = None) -> Artifact:
+    """Build the artifact from this checkout's ``spine/`` into ``out_dir`` (an OCI image layout)."""
+    sha = sha or source_sha(project_root)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    wheel = build_wheel(project_root / "spine", out_dir / "wheel", extra_files=extra_files)
+    layout = out_dir / "oci"
+    layout.mkdir(parents=True)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}\n')
+    blob, diff_id = _layer(wheel)
+    layer = {"mediaType": LAYER_MEDIA, **_blob(layout, blob)}
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {
+            "Entrypoint": ["python", "-m", "spine"],
+            "Env": [f"PYTHONPATH=/{APP_DIR}/{wheel.name}"],
+            "Labels": {"org.opencontainers.image.revision": sha,
+                       "org.opencontainers.image.title": "spine-platform"},
+        },
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }
+    config_desc = {"mediaType": CONFIG_MEDIA, **_blob(layout, canonical.dumps(config))}
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_MEDIA, "config": config_desc,
+                           "layers": [layer]}, sort_keys=True, separators=(",", ":")).encode()
+    manifest_desc = {"mediaType": MANIFEST_MEDIA, **_blob(layout, manifest)}
+    tag = f"git-{sha}"
+    index = {"schemaVersion": 2, "manifests": [
+        {**manifest_desc, "annotations": {"org.opencontainers.image.ref.name": tag}}]}
+    (layout / "index.json").write_bytes(canonical.dumps(index))
+    return Artifact(layout=layout, tag=tag, digest=manifest_desc["digest"], source_sha=sha, wheel=wheel,
+                    manifest=manifest, config=config)
+
+
+def layout_digest(layout: Path) -> str:
+    """Recompute the manifest digest from the layout on disk, checking every blob it names."""
+    index = json.loads((layout / "index.json").read_text())
+    desc = index["manifests"][0]
+    manifest_bytes = (layout / "blobs" / "sha256" / desc["digest"].split(":", 1)[1]).read_bytes()
+    manifest = json.loads(manifest_bytes)
+    for blob in [manifest["config"], *manifest["layers"]]:
+        path = layout / "blobs" / "sha256" / blob["digest"].split(":", 1)[1]
+        if not path.is_file() or "sha256:" + canonical.sha256_file(path) != blob["digest"]:
+            raise EvidenceError(f"artifact blob {blob['digest']} is missing or changed in {layout}")
+    return "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
+
+
+def extract_wheel(artifact: Artifact, dest: Path) -> Path:
+    """Unpack the layer and return the wheel as it is inside the image."""
+    manifest = json.loads(artifact.manifest)
+    blob = artifact.layout / "blobs" / "sha256" / manifest["layers"][0]["digest"].split(":", 1)[1]
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob.read_bytes()))) as tar:
+        tar.extractall(dest, filter="data")
+    return dest / APP_DIR / artifact.wheel.name
+
+
+def scan_for_secrets(artifact: Artifact) -> list[dict[str, str]]:
+    """Every file in the image and its config, searched for registered secrets and secret shapes."""
+    findings: list[dict[str, str]] = []
+    known = [s.encode() for s in redact.registered()]
+
+    def check(where: str, data: bytes) -> None:
+        for secret in known:
+            if secret in data:
+                findings.append({"file": where, "rule": "registered-secret"})
+        for rule, pattern in SECRET_PATTERNS.items():
+            if pattern.search(data):
+                findings.append({"file": where, "rule": rule})
+
+    check("<image config>", canonical.dumps(artifact.config))
+    with zipfile.ZipFile(artifact.wheel) as zf:
+        for name in sorted(zf.namelist()):
+            check(f"{artifact.wheel_in_image}!{name}", zf.read(name))
+    return findings

@@ -1,0 +1,190 @@
+"""P(-1) packaging readiness: one artifact, pushed immutably, every entrypoint answering, no secrets."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from typing import Any
+
+from harness import packaging
+from harness.aws import ecr
+from harness.compute import EmbeddedCompute
+from harness.errors import EvidenceError, Finding, SubstrateError
+from harness.phases import p00
+from harness.session import Certification
+
+PLANTED_FILE = "spine/_planted_credentials.py"
+
+
+def ensure_packaged(cert: Certification) -> dict[str, Any]:
+    """Build the artifact from this checkout, push it under git-<sha>, record provenance (once)."""
+    return cert.once("pm1.package", lambda: _package(cert))
+
+
+def _package(cert: Certification) -> dict[str, Any]:
+    # ECR is a core resource: packaging needs the core stack, not the demo one.
+    p00.ensure_core(cert)
+    artifact = packaging.build(cert.options.project_root, cert.workdir / "artifact")
+    repo = ecr.describe_repository(cert.aws_session, cert.handles.ecr_repository)
+    if repo is None:
+        raise SubstrateError("NoRepository", f"ECR repository {cert.handles.ecr_repository} does not exist",
+                             operation="push artifact")
+    existing = ecr.find_image(cert.aws_session, repository=cert.handles.ecr_repository, tag=artifact.tag)
+    registry_digest = existing["digest"] if existing else ecr.put_image(
+        cert.aws_session, repository=cert.handles.ecr_repository, tag=artifact.tag,
+        manifest=artifact.manifest, media_type=packaging.MANIFEST_MEDIA)
+    provenance = {
+        "tag": artifact.tag,
+        "digest": artifact.digest,
+        "source_sha": artifact.source_sha,
+        "repository": repo["uri"],
+        "image": f"{repo['uri']}:{artifact.tag}",
+        "registry_digest": registry_digest,
+        "registry_digest_note": None if registry_digest == artifact.digest else (
+            "the registry reports another digest for the same manifest (the emulator does not hash "
+            "manifests); the provenance digest is the OCI manifest digest computed from the layout"),
+        "pushed": existing is None,
+        "wheel": artifact.to_json()["wheel"],
+        "wheel_sha256": artifact.to_json()["wheel_sha256"],
+    }
+    cert.artifact = artifact
+    cert.compute = EmbeddedCompute(artifact=artifact, recorded_digest=artifact.digest, workdir=cert.workdir,
+                                   aws=cert.aws_session, cluster=cert.handles.ecs_cluster,
+                                   task_families=cert.handles.task_families,
+                                   network=lambda: p00.demo_network(cert))
+    cert.evidence("packaging/image_provenance.json", provenance)
+    return provenance
+
+
+def check_pushed(cert: Certification, provenance: dict[str, Any]) -> None:
+    image = ecr.find_image(cert.aws_session, repository=cert.handles.ecr_repository, tag=provenance["tag"])
+    problems = []
+    if image is None:
+        problems.append(f"{cert.handles.ecr_repository}:{provenance['tag']} is not in ECR")
+    elif image["digest"] != provenance["registry_digest"]:
+        problems.append(
+            f"ECR holds {image['digest']} under {provenance['tag']}, pushed {provenance['registry_digest']}"
+        )
+    if not provenance["tag"].startswith("git-") or not provenance["digest"].startswith("sha256:"):
+        problems.append(f"provenance is not pinned: tag {provenance['tag']}, digest {provenance['digest']}")
+    if problems:
+        raise Finding("P(-1).push", problems)
+
+
+def contracts(cert: Certification) -> dict[str, Any]:
+    """Invoke `<mode> --contract` for every mode the handles declare, from the artifact itself."""
+    ensure_packaged(cert)
+    answers: dict[str, Any] = {}
+    for mode in cert.handles.task_families:
+        result = cert.compute_provider.run(mode, env={}, args=["--contract"], timeout_s=60)
+        try:
+            answer = json.loads(result.stdout) if result.ok else None
+        except ValueError:
+            answer = None
+        answers[mode] = {"exit_code": result.exit_code, "answer": answer,
+                         "error": None if answer is not None else result.last_error()}
+    cert.evidence("packaging/entrypoint_contract.json", {"image_digest": cert.artifact_digest, "modes": answers})
+    return answers
+
+
+def check_contracts(answers: dict[str, Any]) -> None:
+    problems = []
+    for mode, entry in answers.items():
+        answer = entry["answer"]
+        if answer is None:
+            problems.append(f"mode {mode}: no contract ({entry['error']})")
+        elif answer.get("mode") != mode or not isinstance(answer.get("required_env"), list):
+            problems.append(f"mode {mode}: malformed contract {answer}")
+    if problems:
+        raise Finding("P(-1).entrypoints", problems)
+
+
+def scan(cert: Certification) -> dict[str, Any]:
+    ensure_packaged(cert)
+    assert cert.artifact is not None
+    findings = packaging.scan_for_secrets(cert.artifact)
+    record = {"image_digest": cert.artifact.digest, "findings": findings, "files_scanned": _count(cert.artifact)}
+    cert.evidence("packaging/secret_scan.json", record)
+    return record
+
+
+def _count(artifact: packaging.Artifact) -> int:
+    import zipfile
+
+    with zipfile.ZipFile(artifact.wheel) as zf:
+        return len(zf.namelist()) + 1  # + the image config
+
+
+def check_no_secrets(record: dict[str, Any]) -> None:
+    if record["findings"]:
+        raise Finding("P(-1).secrets", [f"{f['rule']} in {f['file']}" for f in record["findings"]])
+
+
+def planted_secret_scan(cert: Certification) -> dict[str, Any]:
+    """Fault: an artifact built with a credentials file in it. The scan must name that file."""
+    ensure_packaged(cert)
+    planted = packaging.build(
+        cert.options.project_root, cert.workdir / "artifact-planted",
+        extra_files={PLANTED_FILE: b'AWS_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"\n'},
+    )
+    findings = packaging.scan_for_secrets(planted)
+    record = {"planted_file": PLANTED_FILE, "findings": findings}
+    cert.evidence("packaging/fault_planted_secret.json", record)
+    return record
+
+
+def check_planted_found(record: dict[str, Any]) -> None:
+    named = [f for f in record["findings"] if f["file"].endswith("!" + record["planted_file"])]
+    if not named:
+        raise Finding("P(-1).secret_scan_blind", [f"the planted secret in {record['planted_file']} was not found"])
+
+
+def tampered_run(cert: Certification) -> dict[str, Any]:
+    """Fault: a copy of the artifact with one blob changed must be refused before it runs."""
+    ensure_packaged(cert)
+    assert cert.artifact is not None
+    copy_dir = cert.workdir / "artifact-tampered"
+    shutil.copytree(cert.artifact.layout.parent, copy_dir, dirs_exist_ok=False)
+    layer = json.loads(cert.artifact.manifest)["layers"][0]["digest"].split(":", 1)[1]
+    blob = copy_dir / "oci" / "blobs" / "sha256" / layer
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    tampered = dataclasses.replace(cert.artifact, layout=copy_dir / "oci",
+                                   wheel=copy_dir / "wheel" / cert.artifact.wheel.name)
+    compute = EmbeddedCompute(artifact=tampered, recorded_digest=cert.artifact.digest,
+                              workdir=cert.workdir / "tampered")
+    record: dict[str, Any]
+    try:
+        result = compute.run("oracle-check", env={}, args=["--contract"], timeout_s=60)
+        record = {"refused": False, "error": None, "exit_code": result.exit_code}
+    except EvidenceError as exc:
+        record = {"refused": True, "error": str(exc), "exit_code": None}
+    cert.evidence("packaging/fault_tampered_artifact.json", record)
+    return record
+
+
+def check_tampered_refused(record: dict[str, Any]) -> None:
+    if not record["refused"]:
+        raise Finding("P(-1).digest_pinning", ["a tampered artifact was run instead of refused"])
+
+
+def repush(cert: Certification) -> dict[str, Any]:
+    """Fault: another image under the same immutable tag must be refused by the registry."""
+    provenance = ensure_packaged(cert)
+    other = b'{"schemaVersion":2,"mediaType":"' + packaging.MANIFEST_MEDIA.encode() + b'","layers":[]}'
+    record: dict[str, Any]
+    try:
+        ecr.put_image(cert.aws_session, repository=cert.handles.ecr_repository, tag=provenance["tag"],
+                      manifest=other, media_type=packaging.MANIFEST_MEDIA)
+        record = {"refused": False, "code": None}
+    except SubstrateError as exc:
+        record = {"refused": exc.code == "ImageAlreadyExistsException", "code": exc.code}
+    cert.evidence("packaging/fault_tag_overwrite.json", record)
+    return record
+
+
+def check_repush_refused(record: dict[str, Any]) -> None:
+    if not record["refused"]:
+        raise Finding("P(-1).immutable_tag", [f"a second image under the same tag was not refused ({record})"])

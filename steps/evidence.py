@@ -1,0 +1,15 @@
+"""Evidence steps shared by the phases: a named evidence file was written by this certification."""
+
+from __future__ import annotations
+
+from pytest_bdd import parsers, then
+
+from harness.session import Certification
+
+
+@then(parsers.parse("the provenance is recorded as {relpath}"))
+@then(parsers.parse("the apply snapshot is recorded as {relpath}"))
+@then(parsers.parse("the handle resolution is recorded as {relpath}"))
+@then(parsers.parse("the teardown proof is recorded as {relpath}"))
+def _(cert: Certification, relpath: str) -> None:
+    cert.bundle.require(relpath)
