@@ -99,17 +99,22 @@ def _entries(root: Path) -> list[dict[str, Any]]:
     ]
 
 
+def _sealed_fields(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Everything the bundle digest covers: the id, every file entry and the mirror location."""
+    return {k: manifest.get(k) for k in ("cert_id", "files", "mirror")}
+
+
 def build_manifest(root: Path, *, cert_id: str, mirror: MirrorTarget | None) -> dict[str, Any]:
-    files = _entries(root)
-    return {
+    manifest: dict[str, Any] = {
         "cert_id": cert_id,
-        "files": files,
-        "bundle_digest": canonical.digest_of(files),
+        "files": _entries(root),
         "mirror": None if mirror is None else {
             "bucket": mirror.bucket, "prefix": mirror.prefix,
             "region": mirror.region, "endpoint_url": mirror.endpoint_url,
         },
     }
+    manifest["bundle_digest"] = canonical.digest_of(_sealed_fields(manifest))
+    return manifest
 
 
 @dataclass
@@ -134,7 +139,7 @@ class VerifyReport:
         out += [f"{'missing':8} {p}" for p in self.missing]
         out += [f"{'extra':8} {p}" for p in self.extra]
         if not self.digest_ok:
-            out.append(f"{'changed':8} {MANIFEST} (bundle_digest does not match its file list)")
+            out.append(f"{'changed':8} {MANIFEST} (it is not the manifest that sealed this bundle)")
         out += [f"{'changed':8} s3 mirror: {p}" for p in self.mirror_changed]
         out += [f"{'missing':8} s3 mirror: {p}" for p in self.mirror_missing]
         return out
@@ -145,9 +150,11 @@ def load_manifest(bundle: Path) -> dict[str, Any]:
     if not path.is_file():
         raise EvidenceError(f"{bundle} has no {MANIFEST}: not a sealed evidence bundle")
     try:
-        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
-        raise EvidenceError(f"{path} is not valid JSON ({exc}): the manifest was changed") from exc
+        raise EvidenceError(f"changed  {MANIFEST}: {path} is not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise EvidenceError(f"changed  {MANIFEST}: {path} is not a JSON object")
     return manifest
 
 
@@ -163,7 +170,11 @@ def verify_local(bundle: Path) -> tuple[VerifyReport, dict[str, Any]]:
         elif (actual[path]["sha256"], actual[path]["size"]) != (entry["sha256"], entry["size"]):
             report.changed.append(path)
     report.extra = sorted(set(actual) - set(recorded))
-    report.digest_ok = canonical.digest_of(manifest.get("files", [])) == manifest.get("bundle_digest")
+    # Any byte of the manifest itself counts: its content must be sealed by its digest and it
+    # must be exactly the canonical serialisation of that content.
+    raw = (bundle / MANIFEST).read_bytes()
+    report.digest_ok = (canonical.digest_of(_sealed_fields(manifest)) == manifest.get("bundle_digest")
+                        and raw == canonical.dumps(manifest))
     return report, manifest
 
 

@@ -11,9 +11,13 @@ from harness.errors import EvidenceError, PreconditionFailed, SubstrateError
 from harness.evidence import MANIFEST, MirrorTarget, VerifyReport
 
 
-def put_files(aws: AwsSession, target: MirrorTarget, root: Path, relpaths: list[str]) -> list[str]:
-    """Mirror each file once; an existing key stops the run and is never overwritten."""
-    done = []
+def put_files(aws: AwsSession, target: MirrorTarget, root: Path, relpaths: list[str],
+              *, done: set[str] | None = None) -> set[str]:
+    """Mirror each file once; an existing key stops the run and is never overwritten.
+
+    ``done`` collects what was mirrored as it goes, so a failure part-way loses no progress.
+    """
+    done = set() if done is None else done
     for rel in relpaths:
         key = target.key(rel)
         try:
@@ -23,7 +27,7 @@ def put_files(aws: AwsSession, target: MirrorTarget, root: Path, relpaths: list[
                 f"evidence key s3://{target.bucket}/{key} already exists; the mirror is write-once, "
                 "nothing was overwritten (a certification id must not be reused)"
             ) from exc
-        done.append(rel)
+        done.add(rel)
     return done
 
 

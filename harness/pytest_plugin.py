@@ -11,12 +11,11 @@ from typing import Any
 import allure
 import pytest
 
-from harness import handles as handles_mod
 from harness import ledger as ledger_mod
 from harness import progress, redact, report
-from harness.errors import ConfigError, HarnessError, PhaseBlocked
+from harness.errors import HarnessError, PhaseBlocked
 from harness.ledger import ScenarioRecord
-from harness.session import Certification, Options
+from harness.session import Certification, Options, preflight
 
 _TAG = re.compile(r"@phase:(\S+)")
 _SCENARIO = pytest.StashKey[str]()
@@ -104,10 +103,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     if any(phase_of(item) for item in items):
         try:
-            options = _options(config)
-            handles_mod.load(options.handles_path or handles_mod.default_path(options.profile, options.project_root),
-                             profile=options.profile)
-        except ConfigError as exc:
+            preflight(_options(config))
+        except HarnessError as exc:
             raise pytest.UsageError(str(exc)) from exc
     indexed = list(enumerate(items))
     indexed.sort(key=lambda pair: (
@@ -181,10 +178,7 @@ def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scen
     certification = state.cert
     if certification is None or _EVIDENCE_MARK not in request.node.stash:
         return
-    for rel in certification.bundle.written[request.node.stash[_EVIDENCE_MARK]:]:
-        allure.attach.file(str(certification.bundle.path(rel)), name=rel,
-                           attachment_type=allure.attachment_type.JSON if rel.endswith(".json") else None)
-    certification.mirror_pending()
+    report.close_scenario(certification, since=request.node.stash[_EVIDENCE_MARK])
 
 
 def pytest_bdd_before_step(request: pytest.FixtureRequest, step: Any) -> None:
@@ -203,14 +197,7 @@ def pytest_bdd_step_error(request: pytest.FixtureRequest, exception: BaseExcepti
     steps = request.node.stash.get(_STEPS, [])
     if steps:
         steps.pop().__exit__(type(exception), exception, exception.__traceback__)
-    allure.dynamic.label("category", report.category_of(exception))
-    certification = request.config.stash[_STATE].cert
-    if certification is not None:
-        for part in certification.substrate.parts:
-            if part.log_path is not None and part.log_path.exists():
-                tail = part.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-80:]
-                allure.attach(redact.scrub("\n".join(tail)), name=f"{part.name} log (tail)",
-                              attachment_type=allure.attachment_type.TEXT)
+    report.record_step_error(request.config.stash[_STATE].cert, exception)
 
 
 @pytest.hookimpl(wrapper=True)

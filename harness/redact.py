@@ -19,14 +19,17 @@ _lock = threading.Lock()
 _secrets: set[str] = set()
 
 
-def register(value: str | None) -> None:
-    """Remember a secret value so that it never appears in anything the harness writes."""
+def register(value: str | None) -> bool:
+    """Remember a secret value so that it never appears in anything the harness writes.
+
+    Returns False for a value too short to mask without mangling ordinary text: callers
+    report such a secret as weak instead of relying on masking.
+    """
     if value is None or len(value) < _MIN_LEN:
-        if value:
-            raise ValueError(f"secret of length {len(value)} is too short to scrub reliably")
-        return
+        return False
     with _lock:
         _secrets.add(value)
+    return True
 
 
 def registered() -> frozenset[str]:

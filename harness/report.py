@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import allure
+
+from harness import redact
+
+if TYPE_CHECKING:
+    from harness.session import Certification
 
 CATEGORIES = [
     {
@@ -50,7 +57,9 @@ def summary_table(gates: dict[str, Any], bundle: Path) -> list[str]:
     """phase | status | evidence | duration, then the verdict."""
     rows = [("phase", "status", "duration", "evidence")]
     for phase in gates["phases"]:
-        evidence = ", ".join(phase["evidence"]) or "-"
+        shown = phase["evidence"][:3]
+        more = len(phase["evidence"]) - len(shown)
+        evidence = (", ".join(shown) or "-") + (f" (+{more} more in gates.json)" if more > 0 else "")
         duration = f"{phase['duration_s']:.1f}s" if phase.get("duration_s") is not None else "-"
         status = phase["status"] + (f" (by {phase['blocked_by']})" if phase.get("blocked_by") else "")
         rows.append((phase["phase_id"], status, duration, evidence))
@@ -71,3 +80,23 @@ def verdict_line(gates: dict[str, Any]) -> str:
         if gates.get(key):
             parts.append(f"{label}: {', '.join(gates[key])}")
     return line + ("; " + "; ".join(parts) if parts else "")
+
+
+def close_scenario(cert: Certification, *, since: int) -> None:
+    """Attach the evidence a scenario wrote to its Allure result, then mirror it write-once."""
+    for rel in cert.bundle.written[since:]:
+        allure.attach.file(str(cert.bundle.path(rel)), name=rel,
+                           attachment_type=allure.attachment_type.JSON if rel.endswith(".json") else None)
+    cert.mirror_pending()
+
+
+def record_step_error(cert: Certification | None, exc: BaseException) -> None:
+    """Categorise a failed step and attach the tail of every substrate part's log."""
+    allure.dynamic.label("category", category_of(exc))
+    if cert is None:
+        return
+    for part in cert.substrate.parts:
+        if part.log_path is not None and part.log_path.exists():
+            tail = part.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-80:]
+            allure.attach(redact.scrub("\n".join(tail)), name=f"{part.name} log (tail)",
+                          attachment_type=allure.attachment_type.TEXT)

@@ -87,6 +87,24 @@ def build_substrate(options: Options, handles: Handles, workdir: Path, *, detach
     return Substrate(parts)
 
 
+def preflight(options: Options) -> None:
+    """Everything that can be checked before a substrate starts; each problem is one HarnessError."""
+    from harness.terraform import terraform_binary
+
+    root = options.project_root
+    handles_mod.load(options.handles_path or handles_mod.default_path(options.profile, root), profile=options.profile)
+    terraform_binary()
+    if options.cert_id:
+        bundle = (options.reports_dir or root / "reports") / "certifications" / options.cert_id
+        if bundle.exists() and any(bundle.iterdir()):
+            raise EvidenceError(f"evidence bundle {bundle} already exists; evidence is write-once: "
+                                "certify under a new --cert-id (the default is unique)")
+    if options.profile == "dev_min":
+        from harness.stacks import check_dev_min_environment
+
+        check_dev_min_environment()
+
+
 @dataclass
 class _Memo:
     value: Any = None
@@ -122,6 +140,10 @@ class Certification:
         self.workdir = root / ".spine-certify" / "work" / self.cert_id
         self.bundle = Bundle(reports / "certifications" / self.cert_id, cert_id=self.cert_id)
         self.ledger = Ledger(self.implemented)
+        if self.options.profile == "dev_min":
+            from harness.stacks import check_dev_min_environment
+
+            check_dev_min_environment()
         self.substrate = build_substrate(self.options, self.handles, self.workdir)
         self.started = time.time()
 
@@ -135,6 +157,12 @@ class Certification:
         self.substrate.start()
         endpoint = self._aws_endpoint()
         self.aws = AwsSession(region=self.handles.region, endpoint_url=endpoint)
+        target = self.mirror_target()
+        if target is not None and s3.list_keys(self.aws, bucket=target.bucket, prefix=target.prefix):
+            raise EvidenceError(
+                f"s3://{target.bucket}/{target.prefix} already holds evidence of {self.cert_id}; evidence is "
+                "write-once: certify under a new --cert-id (the default is unique)"
+            )
         if self.options.profile == "embedded":
             for name in ("confluent_api_key", "confluent_api_secret", "ig_api_key"):
                 self._generated[name] = secrets.token_urlsafe(32)
@@ -169,10 +197,17 @@ class Certification:
             problems.append(str(exc))
         finally:
             problems += [f"stop {p}" for p in self.substrate.stop()]
-            leftovers = [pid for pid in self.substrate.pids() if pid_alive(pid)]
+            leftovers = [pid for pid in self.substrate.started_pids if pid_alive(pid)]
             if leftovers:
                 problems.append(f"substrate processes still running: {leftovers}")
+            self._forget_state()
         return problems
+
+    def _forget_state(self) -> None:
+        """Embedded Terraform state holds the run's generated secrets and dies with the emulator."""
+        if self.options.profile == "embedded":
+            for state in (self.workdir / "terraform").glob("*/terraform.tfstate*"):
+                state.unlink()
 
     def _write_closing_evidence(self) -> None:
         self.bundle.write_json("substrate/substrate.json", {
@@ -211,7 +246,8 @@ class Certification:
         return path
 
     def mirror_target(self) -> MirrorTarget | None:
-        assert self.aws is not None
+        if self.aws is None:
+            return None  # the substrate never started
         bucket = self.handles.bucket("evidence").name
         try:
             if not s3.exists(self.aws, bucket=bucket):
@@ -227,8 +263,8 @@ class Certification:
             return []
         pending = [p for p in self.bundle.written if p not in self._mirrored]
         try:
-            self._mirrored.update(mirror.put_files(self.aws_session, target, self.bundle.root, pending))
-        except EvidenceError as exc:
+            mirror.put_files(self.aws_session, target, self.bundle.root, pending, done=self._mirrored)
+        except (EvidenceError, SubstrateError) as exc:
             return [str(exc)]
         if final:
             progress.say(f"evidence mirrored write-once to s3://{target.bucket}/{target.prefix} "

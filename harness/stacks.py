@@ -38,6 +38,14 @@ def _value(cert: Certification, name: str) -> str:
     return value
 
 
+def check_dev_min_environment() -> None:
+    """dev_min values come from the environment: all must be there before anything is applied."""
+    missing = [env for env in _DEV_MIN_SECRETS.values() if not os.environ.get(env)]
+    if missing:
+        raise ConfigError(f"the dev_min profile needs {', '.join('$' + m for m in missing)} "
+                          "(the values Terraform writes to SSM); export them and rerun")
+
+
 def core_variables(cert: Certification) -> tuple[dict[str, Any], dict[str, str]]:
     h = cert.handles
     plain = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import progress, redact
-from harness.errors import SubstrateError, ToolMissing
+from harness.errors import HarnessError, SubstrateError, ToolMissing
 
 MIRROR = Path("/opt/tf-plugins")
 _PROGRESS = re.compile(
@@ -23,7 +24,7 @@ _PROGRESS = re.compile(
 )
 _CHANGE = re.compile(r"^\s*# (\S+) (will be|must be) (.+)$")
 _INSTALL_FIX = (
-    "install Terraform >= 1.5 (https://developer.hashicorp.com/terraform/install) "
+    "install Terraform >= 1.9 (https://developer.hashicorp.com/terraform/install) "
     "or set TERRAFORM_BIN to its path"
 )
 
@@ -34,6 +35,13 @@ class RunResult:
     exit_code: int
     duration_s: float
     changes: list[str] = field(default_factory=list)
+
+
+def _kill_group(pid: int) -> None:
+    from harness.substrate.base import terminate_process_group
+
+    with contextlib.suppress(HarnessError):
+        terminate_process_group(pid, name="terraform")
 
 
 def terraform_binary() -> str:
@@ -99,9 +107,11 @@ class Stack:
         lines: list[str] = []
         with progress.step(what), self.log_path.open("a", encoding="utf-8") as log:
             log.write(f"\n$ terraform {' '.join(args)}\n")
+            # Its own process group: on a timeout or an interrupt the provider plugin goes too.
             proc = subprocess.Popen(argv, cwd=self.dir, env=self._env(), stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
-            timer = threading.Timer(self.timeout_s, proc.kill)
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+                                    start_new_session=True)
+            timer = threading.Timer(self.timeout_s, lambda: _kill_group(proc.pid))
             timer.start()
             try:
                 assert proc.stdout is not None
@@ -112,6 +122,9 @@ class Stack:
                     if _PROGRESS.search(line):
                         progress.say(f"  {self.name}: {line.strip()}")
                 code = proc.wait()
+            except BaseException:
+                _kill_group(proc.pid)
+                raise
             finally:
                 timer.cancel()
             duration = round(time.monotonic() - began, 2)

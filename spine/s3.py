@@ -110,15 +110,6 @@ def get_optional(bucket: str, key: str) -> bytes | None:
         return None
 
 
-def exists(bucket: str, key: str) -> bool:
-    try:
-        with _converted(f"head s3://{bucket}/{key}"):
-            client().head_object(Bucket=bucket, Key=key)
-    except NotFound:
-        return False
-    return True
-
-
 def digest(bucket: str, key: str) -> tuple[Digest, str]:
     """Stream the object through sha256; returns its digest and the ETag of the bytes read."""
     h = hashlib.sha256()

@@ -15,20 +15,20 @@ class Parameter:
     type: str
     version: int
     value: str = field(repr=False)
+    weak: bool = False  # a SecureString too short to be a credential (and to be masked)
 
     def to_json(self) -> dict[str, object]:
         """Evidence about a parameter never carries a SecureString's value."""
         shown = self.value if self.type == "String" else None
-        return {"name": self.name, "type": self.type, "version": self.version, "value": shown}
+        return {"name": self.name, "type": self.type, "version": self.version, "value": shown, "weak": self.weak}
 
 
 def get(aws: AwsSession, name: str) -> Parameter:
     with converted(f"ssm.get_parameter {name}"):
         raw = aws.client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]
-    param = Parameter(name=raw["Name"], type=raw["Type"], version=int(raw["Version"]), value=raw["Value"])
-    if param.type == "SecureString":
-        redact.register(param.value)
-    return param
+    secure = raw["Type"] == "SecureString"
+    weak = secure and not redact.register(raw["Value"])
+    return Parameter(name=raw["Name"], type=raw["Type"], version=int(raw["Version"]), value=raw["Value"], weak=weak)
 
 
 def find(aws: AwsSession, name: str) -> Parameter | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,9 @@ def ensure_topics(
         try:
             future.result(timeout=timeout_s)
             outcome[name] = "created"
+        except concurrent.futures.TimeoutError as exc:
+            raise SubstrateError("Timeout", f"topic {name} not created within {timeout_s:.0f}s",
+                                 operation="kafka.create_topics") from exc
         except KafkaException as exc:
             err = exc.args[0] if exc.args else None
             if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:

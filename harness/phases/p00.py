@@ -47,7 +47,10 @@ def _apply(cert: Certification) -> dict[str, Any]:
         raise
     finally:
         # The operation is recorded whether or not it succeeded.
-        snapshot["terraform"] = cert.stack("core").version()
+        try:
+            snapshot["terraform"] = cert.stack("core").version()
+        except HarnessError as exc:
+            snapshot["terraform"] = f"unknown ({exc})"
         cert.evidence("substrate/apply_snapshot.json", snapshot)
     return snapshot
 
@@ -135,6 +138,8 @@ def _ssm(cert: Certification) -> list[dict[str, Any]]:
             problems.append(f"SSM parameter {path} is {param.type}, pinned {want}")
         elif not param.value.strip():
             problems.append(f"SSM parameter {path} is empty")
+        elif param.weak:
+            problems.append(f"SSM parameter {path} is shorter than 6 characters: not a credential")
         entries.append(_entry(f"ssm.{role}", {"path": path, "type": want},
                               param.to_json() if param else None, problems))
     return entries

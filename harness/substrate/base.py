@@ -224,6 +224,7 @@ class Substrate:
     def __init__(self, parts: Sequence[Part]) -> None:
         self.parts = list(parts)
         self._started: list[Part] = []
+        self.started_pids: list[int] = []  # every process a part ran, kept after stop for leak checks
 
     def __getitem__(self, name: str) -> Part:
         for part in self.parts:
@@ -240,6 +241,7 @@ class Substrate:
                     self.stop()
                     raise
             self._started.append(part)
+            self.started_pids.extend(part.pids())
             say(f"{part.name} ready at {part.endpoint} ({part.version()})")
 
     def stop(self) -> list[str]:

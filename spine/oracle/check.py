@@ -162,7 +162,12 @@ def run(scope: RunScope) -> None:
             found.skip(("manifest_entry",), "the landed manifest is not trusted")
             outputs[name] = {"verdict": "FAIL", "checks": found.checks, "observed": {}}
         else:
-            outputs[name] = _close(scope, root, manifest, name)
+            try:
+                outputs[name] = _close(scope, root, manifest, name)
+            except SpineError as exc:  # e.g. unreadable evidence: a failed closure, still in the receipt
+                found = _Findings()
+                found.record("closure", False, str(exc))
+                outputs[name] = {"verdict": "FAIL", "checks": found.checks, "observed": {}}
         log.info("closed", output=name, verdict=outputs[name]["verdict"])
     failures = lane.failures("lane: ") + [
         f"{name}: {c['check']}: {c['detail']}" for name, o in outputs.items() for c in o["checks"] if not c["ok"]

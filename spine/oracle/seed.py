@@ -63,7 +63,7 @@ def run(scope: RunScope) -> None:
     for f in manifest.files():
         pair = _land(source, root, f.key, s3.Digest(f.sha256, f.size), etags[f.key])
         files.append({**pair, "output": f.key.split("/", 1)[0], "rows": f.rows, "manifest_sha256": f.sha256})
-    conflicts = [f["key"] for f in files if not f["match"]]
+    conflicts = [f for f in files if not f["match"]]
     # The manifest lands last, and only over complete data: a consumer never sees a partial landing.
     landed_manifest = None
     if not conflicts:
@@ -71,8 +71,8 @@ def run(scope: RunScope) -> None:
         if got != s3.Digest(manifest.sha256, manifest.size):
             raise SpineError(f"source manifest {source.url(manifests.NAME)} changed while landing")
         landed_manifest = _land(source, root, manifests.NAME, got, etag)
-    if landed_manifest is not None and not landed_manifest["match"]:
-        conflicts.append(manifests.NAME)
+        if not landed_manifest["match"]:
+            conflicts.append(landed_manifest)
     record = {
         "platform_run_id": scope.platform_run_id,
         "scenario_run_id": manifest.scenario_run_id,
@@ -84,6 +84,8 @@ def run(scope: RunScope) -> None:
     }
     evidence.put_json(scope.evidence, EVIDENCE, record)
     if conflicts:
-        raise SpineError(f"landed object {root.url(conflicts[0])} exists with other bytes than the source; "
-                         f"it is write-once and was not overwritten ({len(conflicts)} conflicting)")
+        first = conflicts[0]
+        raise SpineError(f"landed object {root.url(first['key'])} has sha256 {first['destination']['sha256']}, the "
+                         f"source {first['source']['sha256']}: write-once, not overwritten "
+                         f"({len(conflicts)} object(s) differ)")
     log.info("landing_complete", files=len(files), continuity=True)

@@ -88,7 +88,7 @@ def test_the_planted_secret_appears_nowhere(run: Run) -> None:
     # ... printed and logged inside the run, and masked in every place the run wrote.
     assert redact.MASK in run.result.stdout.str()
     workdir = ROOT / ".spine-certify" / "work" / run.facts["cert_id"]
-    for tree in (run.bundle, run.out / "allure-results", workdir / "logs"):
+    for tree in (run.bundle, run.out / "allure-results", workdir):
         assert redact.find_in_tree(tree, SECRET) == [], tree
     assert SECRET not in run.result.stdout.str() + run.result.stderr.str()
     attachments = [p.read_text(errors="replace") for p in (run.out / "allure-results").glob("*-attachment*")]

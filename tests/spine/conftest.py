@@ -10,6 +10,7 @@ import pytest
 from spine_lane import Lane
 
 from harness.substrate import MotoServer
+from spine.engine import generate, render
 
 _counter = itertools.count()
 
@@ -25,3 +26,17 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
 @pytest.fixture
 def lane(moto: MotoServer) -> Lane:
     return Lane(endpoint=moto.endpoint, run_id=f"run-t{next(_counter):03d}-{os.getpid()}")
+
+
+@pytest.fixture(scope="session")
+def scenario_files() -> dict[str, bytes]:
+    """The engine's files for the lanes' scenario (seed 7, 300 events), rendered in-process once."""
+    return render(generate(Lane.seed, Lane.events), seed=Lane.seed, events=Lane.events,
+                  scenario_run_id=f"scn-seed{Lane.seed}-n{Lane.events}").files
+
+
+@pytest.fixture
+def sourced(lane: Lane, scenario_files: dict[str, bytes]) -> Lane:
+    """A lane whose source already holds the engine's scenario."""
+    lane.put_source(scenario_files)
+    return lane

@@ -89,6 +89,11 @@ class Lane:
         return run(["-m", "spine.engine", "--seed", str(self.seed), "--events", str(self.events),
                     "--out", out or self.source, *args], self.aws_env())
 
+    def put_source(self, files: dict[str, bytes]) -> None:
+        """Upload engine files (relative key → bytes) under the source root, the manifest last."""
+        for key in sorted(files, key=lambda k: k == "_manifest.json"):
+            self.put(self.source + key, files[key])
+
     def spine(self, mode: str, **env: str | None) -> subprocess.CompletedProcess[str]:
         return run(["-m", "spine", mode], self.env(**env))
 

@@ -93,15 +93,16 @@ def test_a_local_source_is_refused(lane: Lane, source: str) -> None:
     assert lane.evidence_keys() == ["run.json"]
 
 
-def test_a_landed_object_is_never_overwritten(lane: Lane) -> None:
-    assert lane.engine().returncode == 0
+def test_a_landed_object_is_never_overwritten(sourced: Lane) -> None:
+    lane = sourced
     key = lane.manifest()["outputs"]["card_transactions"]["files"][1]["key"]
     squatter = b"not the engine's bytes"
     lane.put(lane.oracle_root + key, squatter)
 
     proc = lane.spine("oracle-seed")
     assert proc.returncode == 1
-    assert f"{lane.oracle_root}{key} exists with other bytes" in proc.stderr
+    assert f"landed object {lane.oracle_root}{key} has sha256 {hashlib.sha256(squatter).hexdigest()}" in proc.stderr
+    assert "write-once, not overwritten" in proc.stderr
     assert lane.get(lane.oracle_root + key) == squatter
     landing = lane.evidence("oracle/landing_manifest.json")
     assert landing["continuity"] is False
@@ -111,8 +112,8 @@ def test_a_landed_object_is_never_overwritten(lane: Lane) -> None:
     assert _check_fails(lane)["lane"] == ["landing"]
 
 
-def test_a_source_object_that_differs_from_its_manifest_is_refused(lane: Lane) -> None:
-    assert lane.engine().returncode == 0
+def test_a_source_object_that_differs_from_its_manifest_is_refused(sourced: Lane) -> None:
+    lane = sourced
     key = lane.manifest()["outputs"]["card_profiles"]["files"][0]["key"]
     table = _table(lane.get(lane.source + key))
     lane.put(lane.source + key, _parquet(table.slice(1)))
@@ -122,8 +123,8 @@ def test_a_source_object_that_differs_from_its_manifest_is_refused(lane: Lane) -
     assert not lane.exists(lane.oracle_root)
 
 
-def test_a_removed_source_object_is_refused_and_fails_the_check(lane: Lane) -> None:
-    assert lane.engine().returncode == 0
+def test_a_removed_source_object_is_refused_and_fails_the_check(sourced: Lane) -> None:
+    lane = sourced
     key = lane.manifest()["outputs"]["card_transactions"]["files"][0]["key"]
     lane.delete(lane.source + key)
     proc = lane.spine("oracle-seed")
@@ -134,8 +135,8 @@ def test_a_removed_source_object_is_refused_and_fails_the_check(lane: Lane) -> N
     assert all(failed[name] for name in OUTPUTS)
 
 
-def test_a_landed_object_removed_before_sorting_stops_the_lane(lane: Lane) -> None:
-    assert lane.engine().returncode == 0
+def test_a_landed_object_removed_before_sorting_stops_the_lane(sourced: Lane) -> None:
+    lane = sourced
     lane.lane("oracle-seed")
     key = lane.manifest()["outputs"]["card_transactions"]["files"][1]["key"]
     lane.delete(lane.oracle_root + key)
@@ -147,8 +148,8 @@ def test_a_landed_object_removed_before_sorting_stops_the_lane(lane: Lane) -> No
     assert failed["card_transactions"][:2] == ["landed_files", "stream_view_present"]
 
 
-def test_a_landed_object_removed_after_sorting_fails_the_check(lane: Lane) -> None:
-    assert lane.engine().returncode == 0
+def test_a_landed_object_removed_after_sorting_fails_the_check(sourced: Lane) -> None:
+    lane = sourced
     lane.lane("oracle-seed", "oracle-sort")
     key = lane.manifest()["outputs"]["card_transactions"]["files"][0]["key"]
     lane.delete(lane.oracle_root + key)
@@ -157,8 +158,8 @@ def test_a_landed_object_removed_after_sorting_fails_the_check(lane: Lane) -> No
     assert failed["merchant_profiles"] == failed["card_profiles"] == []
 
 
-def test_a_row_changed_in_a_landed_part_before_sorting_stops_the_lane(lane: Lane) -> None:
-    assert lane.engine().returncode == 0
+def test_a_row_changed_in_a_landed_part_before_sorting_stops_the_lane(sourced: Lane) -> None:
+    lane = sourced
     lane.lane("oracle-seed")
     key = lane.manifest()["outputs"]["card_transactions"]["files"][0]["key"]
     lane.put(lane.oracle_root + key, _parquet(_change_first_amount(_table(lane.get(lane.oracle_root + key)))))
@@ -168,8 +169,8 @@ def test_a_row_changed_in_a_landed_part_before_sorting_stops_the_lane(lane: Lane
     assert "landed_files" in _check_fails(lane)["card_transactions"]
 
 
-def test_a_row_changed_in_a_landed_part_after_sorting_fails_the_check(lane: Lane) -> None:
-    assert lane.engine().returncode == 0
+def test_a_row_changed_in_a_landed_part_after_sorting_fails_the_check(sourced: Lane) -> None:
+    lane = sourced
     lane.lane("oracle-seed", "oracle-sort")
     key = lane.manifest()["outputs"]["card_transactions"]["files"][1]["key"]
     lane.put(lane.oracle_root + key, _parquet(_change_first_amount(_table(lane.get(lane.oracle_root + key)))))
@@ -177,8 +178,8 @@ def test_a_row_changed_in_a_landed_part_after_sorting_fails_the_check(lane: Lane
     assert failed["card_transactions"] == ["landed_files", "no_drops"]
 
 
-def test_a_row_changed_in_the_stream_view_fails_the_check(lane: Lane) -> None:
-    assert lane.engine().returncode == 0
+def test_a_row_changed_in_the_stream_view_fails_the_check(sourced: Lane) -> None:
+    lane = sourced
     lane.lane("oracle-seed", "oracle-sort")
     url = lane.oracle_root + "stream_view/card_transactions/part-00000.parquet"
     lane.put(url, _parquet(_change_first_amount(_table(lane.get(url)))))
@@ -186,8 +187,8 @@ def test_a_row_changed_in_the_stream_view_fails_the_check(lane: Lane) -> None:
     assert failed["card_transactions"] == ["stream_view_sha256", "content_hash"]
 
 
-def test_a_duplicated_row_in_the_stream_view_fails_the_check(lane: Lane) -> None:
-    assert lane.engine().returncode == 0
+def test_a_duplicated_row_in_the_stream_view_fails_the_check(sourced: Lane) -> None:
+    lane = sourced
     lane.lane("oracle-seed", "oracle-sort")
     url = lane.oracle_root + "stream_view/merchant_profiles/part-00000.parquet"
     table = _table(lane.get(url))
@@ -234,8 +235,8 @@ def test_a_missing_output_stops_sorting_and_fails_the_check(lane: Lane) -> None:
     assert any("output merchant_profiles is missing from the landed manifest" in f for f in receipt["failures"])
 
 
-def test_a_removed_stream_view_fails_the_check(lane: Lane) -> None:
-    assert lane.engine().returncode == 0
+def test_a_removed_stream_view_fails_the_check(sourced: Lane) -> None:
+    lane = sourced
     lane.lane("oracle-seed", "oracle-sort")
     lane.delete(lane.oracle_root + "stream_view/card_profiles/part-00000.parquet")
     failed = _check_fails(lane)
@@ -243,8 +244,8 @@ def test_a_removed_stream_view_fails_the_check(lane: Lane) -> None:
     assert failed["card_transactions"] == failed["merchant_profiles"] == []
 
 
-def test_an_unsorted_stream_view_fails_the_check(lane: Lane) -> None:
-    assert lane.engine().returncode == 0
+def test_an_unsorted_stream_view_fails_the_check(sourced: Lane) -> None:
+    lane = sourced
     lane.lane("oracle-seed", "oracle-sort")
     url = lane.oracle_root + "stream_view/card_transactions/part-00000.parquet"
     table = _table(lane.get(url))
@@ -254,8 +255,8 @@ def test_an_unsorted_stream_view_fails_the_check(lane: Lane) -> None:
     assert failed["card_transactions"] == ["stream_view_sha256", "sorted", "content_hash"]
 
 
-def test_a_tampered_landed_manifest_is_not_trusted(lane: Lane) -> None:
-    assert lane.engine().returncode == 0
+def test_a_tampered_landed_manifest_is_not_trusted(sourced: Lane) -> None:
+    lane = sourced
     lane.lane("oracle-seed")
     url = lane.oracle_root + "_manifest.json"
     lane.put(url, lane.get(url).replace(b'"seed": 7', b'"seed": 8'))
@@ -279,8 +280,8 @@ def test_sorting_before_landing_is_refused(lane: Lane) -> None:
     assert _check_fails(lane)["lane"] == ["landing"]
 
 
-def test_a_stream_view_is_write_once(lane: Lane) -> None:
-    assert lane.engine().returncode == 0
+def test_a_stream_view_is_write_once(sourced: Lane) -> None:
+    lane = sourced
     lane.lane("oracle-seed")
     url = lane.oracle_root + "stream_view/card_profiles/part-00000.parquet"
     lane.put(url, b"squatter")

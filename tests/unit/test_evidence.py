@@ -32,7 +32,8 @@ def test_manifest_lists_every_file_with_digest_and_size(bundle: evidence.Bundle)
     assert paths == ["substrate/apply_snapshot.json", "substrate/logs/moto.log"]
     entry = manifest["files"][1]
     assert entry["sha256"] == canonical.sha256_bytes(b"moto started\n") and entry["size"] == 13
-    assert manifest["bundle_digest"] == canonical.digest_of(manifest["files"])
+    assert manifest["bundle_digest"] == canonical.digest_of(
+        {"cert_id": "cert-x", "files": manifest["files"], "mirror": None})
 
 
 def test_write_once_never_overwrites(tmp_path: Path) -> None:
@@ -101,3 +102,22 @@ def test_secrets_are_scrubbed_before_they_reach_disk(tmp_path: Path) -> None:
     b.write_text("log.txt", f"token={secret}\n")
     assert redact.find_in_tree(b.root, secret) == []
     assert redact.MASK in (b.root / "log.txt").read_text()
+
+
+@pytest.mark.parametrize(("old", "new"), [('"cert-x"', '"cert-y"'), ('"mirror": null', '"mirror":  null'),
+                                          ('"bundle_digest": "', '"bundle_digest": "0')])
+def test_any_changed_byte_of_the_manifest_is_named(bundle: evidence.Bundle, old: str, new: str) -> None:
+    path = bundle.root / "manifest.json"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    report, _ = evidence.verify_local(bundle.root)
+    assert not report.ok
+    assert report.lines() == ["changed  manifest.json (it is not the manifest that sealed this bundle)"]
+
+
+def test_a_manifest_that_is_no_longer_json_is_named(bundle: evidence.Bundle) -> None:
+    path = bundle.root / "manifest.json"
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(EvidenceError, match=r"changed  manifest\.json"):
+        evidence.verify_local(bundle.root)
