@@ -103,7 +103,10 @@ def stop_task_record(aws: AwsSession, *, cluster: str, task_arn: str, reason: st
 
 def run_task(aws: AwsSession, *, cluster: str, family: str, subnets: list[str], security_groups: list[str],
              command: list[str], environment: dict[str, str], started_by: str) -> str:
-    """RunTask on Fargate with the mode's command and environment; returns the task ARN."""
+    """RunTask on Fargate with the mode's command and environment; returns the task ARN.
+
+    ``family`` may be a family name (its latest ACTIVE revision) or a task definition ARN.
+    """
     with converted(f"ecs.run_task {family}"):
         response = aws.client("ecs").run_task(
             cluster=cluster, taskDefinition=family, launchType="FARGATE", count=1, startedBy=started_by,
@@ -128,3 +131,19 @@ def describe_task(aws: AwsSession, *, cluster: str, task_arn: str) -> dict[str, 
     containers = task.get("containers") or [{}]
     return {"status": task.get("lastStatus"), "exit_code": containers[0].get("exitCode"),
             "stopped_reason": task.get("stoppedReason")}
+
+
+_REGISTER_KEYS = ("family", "taskRoleArn", "executionRoleArn", "networkMode", "containerDefinitions", "volumes",
+                  "placementConstraints", "requiresCompatibilities", "cpu", "memory", "runtimePlatform")
+
+
+def register_revision(aws: AwsSession, *, family: str, image: str) -> str:
+    """A new revision of ``family`` whose containers run ``image``; returns its ARN."""
+    client = aws.client("ecs")
+    with converted(f"ecs.describe_task_definition {family}"):
+        current = client.describe_task_definition(taskDefinition=family)["taskDefinition"]
+    spec = {k: current[k] for k in _REGISTER_KEYS if current.get(k)}
+    spec["containerDefinitions"] = [{**c, "image": image} for c in current["containerDefinitions"]]
+    with converted(f"ecs.register_task_definition {family}"):
+        registered = client.register_task_definition(**spec)["taskDefinition"]
+    return str(registered["taskDefinitionArn"])

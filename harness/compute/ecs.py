@@ -18,8 +18,10 @@ class EcsCompute:
     name = "ecs"
 
     def __init__(self, *, aws: AwsSession, cluster: str, task_families: dict[str, str], subnets: list[str],
-                 security_groups: list[str], log_group_prefix: str, poll_s: float = 2.0) -> None:
+                 security_groups: list[str], log_group_prefix: str, image: str, poll_s: float = 2.0) -> None:
         self.aws = aws
+        self.image = image  # the pinned artifact (repository:git-<sha>); each family gets a revision with it
+        self._revisions: dict[str, str] = {}
         self.cluster = cluster
         self.task_families = task_families
         self.subnets = subnets
@@ -32,9 +34,11 @@ class EcsCompute:
         if mode == ENGINE or mode not in self.task_families:
             raise ConfigError(f"no ECS task family for {mode!r}; the handles pin {sorted(self.task_families)}")
         family = self.task_families[mode]
+        if family not in self._revisions:
+            self._revisions[family] = ecs.register_revision(self.aws, family=family, image=self.image)
         command = [mode, *(args or [])]
         began = time.monotonic()
-        task_arn = ecs.run_task(self.aws, cluster=self.cluster, family=family, subnets=self.subnets,
+        task_arn = ecs.run_task(self.aws, cluster=self.cluster, family=self._revisions[family], subnets=self.subnets,
                                 security_groups=self.security_groups, command=command, environment=env,
                                 started_by="spine-certify")
         try:

@@ -88,12 +88,17 @@ def test_ecs_compute_runs_a_task_and_reads_its_exit_code(moto: MotoServer, monke
     ecs = aws.client("ecs")
     network = _fargate(aws, "c2", "fam-sort")
     compute = EcsCompute(aws=aws, cluster="c2", task_families={"oracle-sort": "fam-sort"}, subnets=network.subnets,
-                         security_groups=network.security_groups, log_group_prefix="/fp", poll_s=0.05)
+                         security_groups=network.security_groups, log_group_prefix="/fp",
+                         image="repo/spine:git-abc123", poll_s=0.05)
     result = compute.run("oracle-sort", env={"REQUIRED_PLATFORM_RUN_ID": "run-9"}, timeout_s=20)
     assert result.task_arn and result.provider == "ecs"
     described = ecs.describe_tasks(cluster="c2", tasks=[result.task_arn])["tasks"][0]
     overrides = described["overrides"]["containerOverrides"][0]
     assert overrides["command"] == ["oracle-sort"]
+    # It runs a new revision of the pinned family whose image is the pinned artifact.
+    assert described["taskDefinitionArn"].endswith("task-definition/fam-sort:2")
+    revision = ecs.describe_task_definition(taskDefinition=described["taskDefinitionArn"])["taskDefinition"]
+    assert revision["containerDefinitions"][0]["image"] == "repo/spine:git-abc123"
     assert {"name": "REQUIRED_PLATFORM_RUN_ID", "value": "run-9"} in overrides["environment"]
     # The exit code is the container's, as ECS reports it once the task is STOPPED.
     assert described["lastStatus"] == "STOPPED"
