@@ -48,11 +48,11 @@ $(STAMPS)/chromium:
 	fi
 	@touch $@
 
-test: setup
+test: lint
 	$(PYTEST) tests $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check harness spine steps tests features
+	$(VENV)/bin/ruff check harness spine steps tests features bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
