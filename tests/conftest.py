@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness import redact
+from harness.substrate import MotoServer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,3 +23,12 @@ def _fresh_secrets() -> Iterator[None]:
     redact.clear()
     yield
     redact.clear()
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """A moto server per test module, stopped when the module ends."""
+    part = MotoServer(workdir=tmp_path_factory.mktemp("moto"))
+    part.start()
+    yield part
+    part.stop()

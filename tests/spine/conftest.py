@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
 
 import pytest
 from spine_lane import Lane
@@ -13,14 +12,6 @@ from harness.substrate import MotoServer
 from spine.engine import generate, render
 
 _counter = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    part = MotoServer(workdir=tmp_path_factory.mktemp("moto"))
-    part.start()
-    yield part
-    part.stop()
 
 
 @pytest.fixture
