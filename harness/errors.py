@@ -10,6 +10,7 @@
     ├── ToolMissing                   a binary the run needs (terraform, initdb, tansu) is absent
     ├── EvidenceError                 the bundle is missing, tampered or would be overwritten
     ├── PhaseBlocked                  a predecessor phase FAILED or is BLOCKED
+    ├── ModeNotImplemented            the platform answers "not implemented" for a mode
     └── Finding                       a certification check found the platform not compliant
 
 Findings are verdicts about the system under test; every other error is about the run
@@ -89,6 +90,17 @@ class PhaseBlocked(HarnessError, AssertionError):
         self.phase_id = phase_id
         self.blocker = blocker
         self.blocker_status = blocker_status
+
+
+class ModeNotImplemented(HarnessError):
+    """The platform artifact declares a mode but answers "not implemented" (exit 3) when run.
+
+    The phase that needs it is NOT_IMPLEMENTED, never DONE.
+    """
+
+    def __init__(self, mode: str) -> None:
+        super().__init__(f"the platform does not implement mode {mode!r} yet (exit 3): the phase is NOT_IMPLEMENTED")
+        self.mode = mode
 
 
 class Finding(HarnessError, AssertionError):

@@ -43,7 +43,7 @@ def order(phase_id: str) -> int:
 @dataclass
 class ScenarioRecord:
     name: str
-    outcome: str  # passed | failed | blocked
+    outcome: str  # passed | failed | blocked | not_implemented
     duration_s: float
     message: str = ""
 
@@ -135,7 +135,13 @@ class Ledger:
         if record.status != ACTIVE:
             return
         record.ended_at = time.time()
-        passed = bool(record.scenarios) and all(s.outcome == "passed" for s in record.scenarios)
+        outcomes = {s.outcome for s in record.scenarios}
+        if outcomes and outcomes <= {"passed", "not_implemented"} and "not_implemented" in outcomes:
+            # The platform declares a mode this phase needs but does not build it yet.
+            record.status = NOT_IMPLEMENTED
+            record.notes.append("the platform answered 'not implemented' for a mode this phase needs")
+            return
+        passed = bool(record.scenarios) and outcomes == {"passed"}
         record.status = DONE if passed and not interrupted else FAILED
         if interrupted:
             record.notes.append("the certification was interrupted while this phase was ACTIVE")

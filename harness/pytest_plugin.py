@@ -13,7 +13,7 @@ import pytest
 
 from harness import ledger as ledger_mod
 from harness import progress, redact, report
-from harness.errors import HarnessError, PhaseBlocked
+from harness.errors import HarnessError, ModeNotImplemented, PhaseBlocked
 from harness.ledger import ScenarioRecord
 from harness.session import Certification, Options, preflight
 
@@ -214,12 +214,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 rep.longrepr = redact.scrub(text)
     if phase and certification is not None and rep.when == "call":
         blocked = call.excinfo is not None and call.excinfo.errisinstance(PhaseBlocked)
+        missing = call.excinfo is not None and call.excinfo.errisinstance(ModeNotImplemented)
         message = ""
         if call.excinfo is not None:
             message = redact.scrub(str(call.excinfo.value)).strip()
         certification.ledger.record(phase, ScenarioRecord(
             name=item.stash.get(_SCENARIO, item.name),
-            outcome="passed" if rep.passed else ("blocked" if blocked else "failed"),
+            outcome="passed" if rep.passed else ("blocked" if blocked else
+                                                 "not_implemented" if missing else "failed"),
             duration_s=round(rep.duration, 2),
             message=message,
         ))  # fmt: skip

@@ -36,7 +36,7 @@ from harness.substrate import (
 from harness.terraform import Stack
 
 if TYPE_CHECKING:
-    from harness.compute import Compute
+    from harness.compute import Compute, JobResult
     from harness.packaging import Artifact
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,7 @@ class Certification:
     _stacks: dict[str, Stack] = field(default_factory=dict)
     _generated: dict[str, str] = field(default_factory=dict)
     _closed: bool = False
+    _jobs: int = 0
 
     def __post_init__(self) -> None:
         # Everything that can be validated is validated before anything starts.
@@ -243,6 +244,17 @@ class Certification:
         path = self.bundle.write_json(relpath, record)
         if self.current_phase:
             self.ledger.add_evidence(self.current_phase, relpath)
+        return path
+
+    def job_log(self, platform_run_id: str, result: JobResult) -> Path:
+        """A job's whole stdout and stderr, in the bundle beside the run's other evidence."""
+        self._jobs += 1
+        rel = f"runs/{platform_run_id}/compute/{self._jobs:03d}-{result.mode}.log"
+        text = (f"$ {' '.join(result.argv)}\n# exit {result.exit_code} in {result.duration_s}s"
+                f" (task {result.task_arn})\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}\n")
+        path = self.bundle.write_text(rel, text)
+        if self.current_phase:
+            self.ledger.add_evidence(self.current_phase, rel)
         return path
 
     def mirror_target(self) -> MirrorTarget | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+NOT_IMPLEMENTED_EXIT = 3
+
 
 @dataclass(frozen=True)
 class JobResult:
@@ -23,6 +25,11 @@ class JobResult:
     @property
     def ok(self) -> bool:
         return self.exit_code == 0
+
+    @property
+    def not_implemented(self) -> bool:
+        """The contract's answer of a mode that is declared but not built (exit 3)."""
+        return self.exit_code == NOT_IMPLEMENTED_EXIT and "not implemented" in self.stderr
 
     def last_error(self) -> str:
         lines = [ln for ln in self.stderr.strip().splitlines() if ln.strip()]

@@ -156,6 +156,7 @@ def mismatched_job(cert: Certification, pins: Pins, field: str) -> dict[str, Any
     variable = {"config": "SPINE_RUN_CONFIG_DIGEST", "image": "SPINE_IMAGE_DIGEST"}[field]
     wrong = ("sha256:" if field == "image" else "") + "0" * 64
     result = cert.compute_provider.run("oracle-check", env=job_env(cert, pins, **{variable: wrong}), timeout_s=120)
+    cert.job_log(pins.platform_run_id, result)
     record = {"variable": variable, "given": wrong, **result.to_json()}
     cert.evidence(f"runs/{pins.platform_run_id}/refusal_{field}_digest.json", record)
     return record

@@ -8,7 +8,7 @@ from typing import Any
 
 from harness.aws import s3
 from harness.compute.embedded import ENGINE
-from harness.errors import Finding
+from harness.errors import Finding, ModeNotImplemented
 from harness.phases import p01
 from harness.session import Certification
 
@@ -38,6 +38,9 @@ def run_lane(cert: Certification, pins: p01.Pins, *, fault: str | None = None) -
     def run(mode: str, args: list[str] | None = None, **overrides: str) -> int | None:
         result = compute.run(mode, env={**env, **overrides}, args=args, timeout_s=900)
         jobs.append(result.to_json())
+        cert.job_log(pins.platform_run_id, result)
+        if result.not_implemented:
+            raise ModeNotImplemented(mode)
         return result.exit_code
 
     run(ENGINE, ["--seed", str(cert.options.seed), "--events", str(cert.options.events), "--out", source,

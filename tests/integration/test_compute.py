@@ -110,3 +110,15 @@ def test_ecs_compute_runs_a_task_and_reads_its_exit_code(moto: MotoServer, monke
     unknown = compute.run("oracle-sort", env={}, timeout_s=20)
     assert unknown.exit_code is None and not unknown.ok
     assert "exit code unknown: CannotPullContainerError" in unknown.stderr
+
+
+def test_a_declared_but_unbuilt_mode_is_recognised(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    (root / "spine").mkdir(parents=True)
+    (root / "spine" / "__init__.py").write_text("")
+    (root / "spine" / "__main__.py").write_text(
+        "import sys\nprint(f'{sys.argv[1]}: not implemented', file=sys.stderr)\nsys.exit(3)\n")
+    artifact = packaging.build(root, tmp_path / "a", sha="x")
+    compute = EmbeddedCompute(artifact=artifact, recorded_digest=artifact.digest, workdir=tmp_path / "w")
+    result = compute.run("rtdl", env={})
+    assert result.exit_code == 3 and result.not_implemented and not result.ok

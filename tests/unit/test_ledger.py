@@ -92,3 +92,24 @@ def test_every_scenario_of_a_blocked_phase_is_blocked() -> None:
         with pytest.raises(PhaseBlocked, match="P1 is BLOCKED: predecessor P0 is FAILED"):
             ledger.enter("P1")
     assert ledger.verdict()["blocked"] == ["P1"]
+
+
+def test_a_mode_the_platform_has_not_built_makes_the_phase_not_implemented() -> None:
+    ledger = Ledger({"P2", "P3"})
+    ledger.enter("P2")
+    ledger.record("P2", ScenarioRecord(name="daemons", outcome="not_implemented", duration_s=0.1))
+    _run(ledger, "P3")  # successors still run
+    ledger.close_all()
+    assert ledger["P2"].status == "NOT_IMPLEMENTED"
+    assert ledger["P3"].status == "DONE"
+    assert ledger.verdict()["verdict"] == "INCOMPLETE"
+    assert ledger.verdict()["not_implemented"][:1] == ["P(-1)"] and "P2" in ledger.verdict()["not_implemented"]
+
+
+def test_a_failure_beside_a_missing_mode_still_fails_the_phase() -> None:
+    ledger = Ledger({"P2"})
+    ledger.enter("P2")
+    ledger.record("P2", ScenarioRecord(name="a", outcome="not_implemented", duration_s=0.1))
+    ledger.record("P2", ScenarioRecord(name="b", outcome="failed", duration_s=0.1))
+    ledger.close_all()
+    assert ledger["P2"].status == "FAILED"
