@@ -20,6 +20,7 @@ from harness.session import Certification, Options, preflight
 _TAG = re.compile(r"@phase:(\S+)")
 _SCENARIO = pytest.StashKey[str]()
 _STEPS = pytest.StashKey[list[Any]]()
+_EVIDENCE_MARK = pytest.StashKey[int]()  # how many bundle files existed when a scenario began
 
 
 @dataclass
@@ -168,9 +169,6 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, sce
     certification.current_phase = phase
     request.node.stash[_EVIDENCE_MARK] = len(certification.bundle.written)
     certification.ledger.enter(phase)
-
-
-_EVIDENCE_MARK = pytest.StashKey[int]()
 
 
 def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
