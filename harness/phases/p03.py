@@ -169,7 +169,13 @@ def check_fault_detected(record: dict[str, Any]) -> None:
         seed = next(j for j in record["jobs"] if j["mode"] == "oracle-seed")
         if seed["exit_code"] != 1 or "local" not in " ".join(seed["stderr_tail"]).lower():
             problems.append(f"oracle-seed did not refuse the local source: {seed}")
-    elif receipt is None or receipt.get("verdict") != "FAIL":
-        problems.append(f"checker did not FAIL for {record['fault']}: {receipt and receipt.get('verdict')}")
+    else:
+        if receipt is None or receipt.get("verdict") != "FAIL":
+            problems.append(f"checker did not FAIL for {record['fault']}: {receipt and receipt.get('verdict')}")
+        # Failing is not enough: the lane must fail because of the injected object, and say so.
+        victim = record["injected"].get("removed") or record["injected"].get("changed")
+        said = " ".join(line for job in record["jobs"] for line in job["stderr_tail"])
+        if not victim or victim not in said:
+            problems.append(f"no step of the lane named the faulty object {victim}")
     if problems:
         raise Finding("P3.fail_closed", problems)
