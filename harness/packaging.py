@@ -58,17 +58,26 @@ class Artifact:
                 "wheel_sha256": canonical.sha256_file(self.wheel)}
 
 
-def source_sha(project_root: Path) -> str:
-    """The commit the artifact is built from; a dirty tree is marked, never hidden."""
-    def git(*args: str) -> str:
-        proc = subprocess.run(["git", *args], cwd=project_root, capture_output=True, text=True, check=False)
-        return proc.stdout.strip() if proc.returncode == 0 else ""
+def _git(project_root: Path, *args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=project_root, capture_output=True, text=True, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
 
-    sha = git("rev-parse", "HEAD")
+
+def source_sha(project_root: Path) -> str:
+    """The commit the artifact is built from; a changed tracked file is marked, never hidden."""
+    sha = _git(project_root, "rev-parse", "HEAD")
     if not sha:
         raise ConfigError(f"{project_root} is not a git checkout with a commit; the artifact tag is git-<sha>")
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "spine")
+    dirty = _git(project_root, "status", "--porcelain", "--untracked-files=no", "--", "spine")
     return sha + ("-dirty" if dirty else "")
+
+
+def tracked_files(project_root: Path) -> list[Path]:
+    """The platform's files as git tracks them: an untracked file never ships under a commit's tag."""
+    listed = _git(project_root, "ls-files", "--", "spine")
+    if not listed:
+        raise ConfigError(f"git tracks no files under {project_root / 'spine'}: nothing to package")
+    return [project_root / line for line in listed.splitlines() if (project_root / line).is_file()]
 
 
 def _zip_entry(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
@@ -78,13 +87,10 @@ def _zip_entry(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
     zf.writestr(info, data)
 
 
-def build_wheel(package_dir: Path, out_dir: Path, *, extra_files: dict[str, bytes] | None = None) -> Path:
+def build_wheel(project_root: Path, sources: list[Path], out_dir: Path, *,
+                extra_files: dict[str, bytes] | None = None) -> Path:
     """A pure-Python wheel of the platform package, byte-identical for the same sources."""
-    files: dict[str, bytes] = {
-        p.relative_to(package_dir.parent).as_posix(): p.read_bytes()
-        for p in sorted(package_dir.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
-    }
+    files: dict[str, bytes] = {p.relative_to(project_root).as_posix(): p.read_bytes() for p in sorted(sources)}
     files.update(extra_files or {})
     dist_info = f"{WHEEL_NAME}-{VERSION}.dist-info"
     files[f"{dist_info}/METADATA"] = (
@@ -138,7 +144,7 @@ def build(project_root: Path, out_dir: Path, *, sha: str | None = None,
     sha = sha or source_sha(project_root)
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    wheel = build_wheel(project_root / "spine", out_dir / "wheel", extra_files=extra_files)
+    wheel = build_wheel(project_root, tracked_files(project_root), out_dir / "wheel", extra_files=extra_files)
     layout = out_dir / "oci"
     layout.mkdir(parents=True)
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}\n')

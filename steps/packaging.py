@@ -50,12 +50,13 @@ def _(planted: dict[str, Any]) -> None:
     pm1.check_planted_found(planted)
 
 
-@when("the compute is asked to run a copy of the artifact with one changed byte", target_fixture="tampered")
+@when("the compute is asked to run a copy with one changed byte, and another build, under the recorded pin",
+      target_fixture="tampered")
 def _(cert: Certification) -> dict[str, Any]:
     return pm1.tampered_run(cert)
 
 
-@then("it refuses before anything runs")
+@then("it refuses both before anything runs")
 def _(tampered: dict[str, Any]) -> None:
     pm1.check_tampered_refused(tampered)
 

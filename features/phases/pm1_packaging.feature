@@ -22,9 +22,9 @@ Feature: P(-1) packaging readiness
     When an artifact with a planted credentials file is scanned
     Then the scan reports the planted file
 
-  Scenario: An artifact whose digest differs from the provenance is refused
-    When the compute is asked to run a copy of the artifact with one changed byte
-    Then it refuses before anything runs
+  Scenario: An artifact that is not the recorded one is refused
+    When the compute is asked to run a copy with one changed byte, and another build, under the recorded pin
+    Then it refuses both before anything runs
 
   Scenario: Another image under the same tag is refused
     When a different image is pushed under the recorded tag

@@ -39,3 +39,14 @@ def find_image(aws: AwsSession, *, repository: str, tag: str) -> dict[str, Any] 
     if not images:
         return None
     return {"digest": images[0]["imageDigest"], "tags": sorted(images[0].get("imageTags", []))}
+
+
+def get_manifest(aws: AwsSession, *, repository: str, tag: str) -> bytes | None:
+    """The image manifest stored under ``tag``, byte for byte (None when the tag is absent)."""
+    try:
+        with converted(f"ecr.batch_get_image {repository}:{tag}"):
+            images = aws.client("ecr").batch_get_image(repositoryName=repository,
+                                                       imageIds=[{"imageTag": tag}])["images"]
+    except NotFound:
+        return None
+    return images[0]["imageManifest"].encode() if images else None

@@ -21,6 +21,7 @@ class JobResult:
     task_arn: str | None = None
     provider: str = ""
     run_id: str | None = None
+    started_at: float = 0.0  # epoch seconds, the harness's clock
 
     @property
     def ok(self) -> bool:
@@ -38,6 +39,7 @@ class JobResult:
     def to_json(self) -> dict[str, Any]:
         return {"mode": self.mode, "argv": self.argv, "exit_code": self.exit_code, "duration_s": self.duration_s,
                 "task_arn": self.task_arn, "provider": self.provider, "run_id": self.run_id,
+                "started_at": self.started_at,
                 "stderr_tail": self.stderr.strip().splitlines()[-5:]}
 
 

@@ -37,7 +37,7 @@ class EcsCompute:
         if family not in self._revisions:
             self._revisions[family] = ecs.register_revision(self.aws, family=family, image=self.image)
         command = [mode, *(args or [])]
-        began = time.monotonic()
+        began, started_at = time.monotonic(), time.time()
         task_arn = ecs.run_task(self.aws, cluster=self.cluster, family=self._revisions[family], subnets=self.subnets,
                                 security_groups=self.security_groups, command=command, environment=env,
                                 started_by="spine-certify")
@@ -56,4 +56,4 @@ class EcsCompute:
         return JobResult(mode=mode, argv=command, exit_code=final.get("exit_code"),
                          duration_s=round(time.monotonic() - began, 3), stdout=redact.scrub(output),
                          stderr=stderr, task_arn=task_arn, provider=self.name,
-                         run_id=env.get("REQUIRED_PLATFORM_RUN_ID"))
+                         run_id=env.get("REQUIRED_PLATFORM_RUN_ID"), started_at=started_at)

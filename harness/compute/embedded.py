@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import sysconfig
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +17,12 @@ from harness.compute.base import JobResult
 from harness.errors import EvidenceError
 
 ENGINE = "engine"  # the Data Engine: upstream of the platform, shipped in the same artifact
+
+
+def _libraries() -> list[str]:
+    """This interpreter's site-packages, without the .pth hooks that would run under site."""
+    paths = sysconfig.get_paths()
+    return sorted({paths["purelib"], paths["platlib"]})
 
 
 @dataclass(frozen=True)
@@ -69,12 +77,15 @@ class EmbeddedCompute:
             timeout_s: float = 600.0) -> JobResult:
         wheel = self._verified_wheel()
         module = ["-m", "spine.engine"] if mode == ENGINE else ["-m", "spine", mode]
-        # -P and a neutral cwd: the checkout's own spine/ must not shadow the artifact's.
-        argv = [sys.executable, "-P", *module, *(args or [])]
+        # -S -P and a neutral cwd: no site hooks (the harness's editable install maps the checkout's
+        # spine/), no script dir. The artifact's code comes only from its wheel; its third-party
+        # libraries from this interpreter's site-packages (a recorded gap of local compute).
+        argv = [sys.executable, "-S", "-P", *module, *(args or [])]
         task_arn = self._register(mode, [mode, *(args or [])], env)
-        began = time.monotonic()
+        began, started_at = time.monotonic(), time.time()
         # The platform sees only its contract: the wheel, the run scope and the AWS account.
-        child_env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(wheel), "PYTHONDONTWRITEBYTECODE": "1", **env}
+        child_env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join([str(wheel), *_libraries()]),
+                     "PYTHONDONTWRITEBYTECODE": "1", **env}
         try:
             proc = subprocess.run(argv, env=child_env, capture_output=True, text=True, timeout=timeout_s,
                                   stdin=subprocess.DEVNULL, check=False, cwd=wheel.parent)
@@ -89,6 +100,6 @@ class EmbeddedCompute:
             ecs.stop_task_record(self.aws, cluster=self.cluster, task_arn=task_arn, reason=f"exit {code}")
         result = JobResult(mode=mode, argv=[Path(argv[0]).name, *argv[1:]], exit_code=code, duration_s=duration,
                            stdout=redact.scrub(stdout), stderr=redact.scrub(stderr), task_arn=task_arn,
-                           provider=self.name, run_id=env.get("REQUIRED_PLATFORM_RUN_ID"))
+                           provider=self.name, run_id=env.get("REQUIRED_PLATFORM_RUN_ID"), started_at=started_at)
         self.history.append(result)
         return result

@@ -133,13 +133,15 @@ def check_pinned(cert: Certification, pins: Pins) -> None:
 
 
 def repin(cert: Certification, pins: Pins) -> dict[str, Any]:
+    """Pin the same run id again through the same path; it must be refused and change nothing."""
     bucket, key = s3.split_url(pins.manifest_url)
     before = s3.get_bytes(cert.aws_session, bucket=bucket, key=key)
+    label = pins.platform_run_id.removeprefix(run_id(cert, MAIN)).lstrip("-") or MAIN
     try:
-        s3.put_once(cert.aws_session, bucket=bucket, key=key, body=b'{"platform_run_id": "overwritten"}')
+        pin(cert, label=label)
         refused, error = False, None
-    except PreconditionFailed as exc:
-        refused, error = True, exc.code
+    except EvidenceError as exc:
+        refused, error = True, str(exc)
     after = s3.get_bytes(cert.aws_session, bucket=bucket, key=key)
     record = {"refused": refused, "error": error, "unchanged": before == after}
     cert.evidence(f"runs/{pins.platform_run_id}/repin_refused.json", record)
@@ -147,7 +149,7 @@ def repin(cert: Certification, pins: Pins) -> dict[str, Any]:
 
 
 def check_repin_refused(record: dict[str, Any]) -> None:
-    if not (record["refused"] and record["unchanged"]):
+    if not (record["refused"] and record["unchanged"] and "is already pinned" in (record["error"] or "")):
         raise Finding("P1.write_once", [f"pinning the run again was not refused cleanly: {record}"])
 
 

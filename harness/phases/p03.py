@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import datetime
 from typing import Any
 
 from harness.aws import s3
@@ -62,6 +63,7 @@ def run_lane(cert: Certification, pins: p01.Pins, *, fault: str | None = None) -
     bucket, prefix = s3.split_url(pins.evidence_root)
     record = {
         "platform_run_id": pins.platform_run_id,
+        "pinned_at": pins.run_json["pinned_at"],
         "fault": fault,
         "injected": injected,
         "jobs": jobs,
@@ -121,6 +123,8 @@ def _change_one_row(cert: Certification, root: str) -> dict[str, Any]:
 def check_jobs_succeeded(record: dict[str, Any]) -> None:
     failed = [f"{j['mode']} exited {j['exit_code']}: {' '.join(j['stderr_tail'][-1:])}"
               for j in record["jobs"] if j["exit_code"] != 0]
+    pinned = datetime.fromisoformat(record["pinned_at"]).timestamp()
+    failed += [f"{j['mode']} started before run.json was pinned" for j in record["jobs"] if j["started_at"] < pinned]
     if failed:
         raise Finding("P3.jobs", failed)
 
@@ -167,7 +171,7 @@ def check_fault_detected(record: dict[str, Any]) -> None:
     receipt = record["evidence"].get("oracle/checker_receipt.json")
     if record["fault"] == "local-source":
         seed = next(j for j in record["jobs"] if j["mode"] == "oracle-seed")
-        if seed["exit_code"] != 1 or "local" not in " ".join(seed["stderr_tail"]).lower():
+        if seed["exit_code"] != 1 or "local source refused" not in " ".join(seed["stderr_tail"]):
             problems.append(f"oracle-seed did not refuse the local source: {seed}")
     else:
         if receipt is None or receipt.get("verdict") != "FAIL":

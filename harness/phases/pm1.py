@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
+from pathlib import Path
 from typing import Any
 
 from harness import packaging
 from harness.aws import ecr
 from harness.compute import EmbeddedCompute
-from harness.errors import EvidenceError, Finding, SubstrateError
+from harness.errors import EvidenceError, Finding, HarnessError, SubstrateError
 from harness.phases import p00
 from harness.session import Certification
 
@@ -23,6 +25,12 @@ def ensure_packaged(cert: Certification) -> dict[str, Any]:
 
 
 def _package(cert: Certification) -> dict[str, Any]:
+    if cert.options.profile != "embedded":
+        raise HarnessError(
+            "P(-1) on dev_min needs a runnable image (Python base layer, dependencies), its layers "
+            "uploaded to ECR and ECS compute; this version builds and runs the artifact on the embedded "
+            "profile only"
+        )
     # ECR is a core resource: packaging needs the core stack, not the demo one.
     p00.ensure_core(cert)
     artifact = packaging.build(cert.options.project_root, cert.workdir / "artifact")
@@ -30,6 +38,12 @@ def _package(cert: Certification) -> dict[str, Any]:
     if repo is None:
         raise SubstrateError("NoRepository", f"ECR repository {cert.handles.ecr_repository} does not exist",
                              operation="push artifact")
+    stored = ecr.get_manifest(cert.aws_session, repository=cert.handles.ecr_repository, tag=artifact.tag)
+    if stored is not None and _digest(stored) != artifact.digest:
+        raise EvidenceError(
+            f"{cert.handles.ecr_repository}:{artifact.tag} already holds image {_digest(stored)}, not the "
+            f"artifact just built ({artifact.digest}); the tag is immutable: commit and build again"
+        )
     existing = ecr.find_image(cert.aws_session, repository=cert.handles.ecr_repository, tag=artifact.tag)
     registry_digest = existing["digest"] if existing else ecr.put_image(
         cert.aws_session, repository=cert.handles.ecr_repository, tag=artifact.tag,
@@ -45,6 +59,7 @@ def _package(cert: Certification) -> dict[str, Any]:
             "the registry reports another digest for the same manifest (the emulator does not hash "
             "manifests); the provenance digest is the OCI manifest digest computed from the layout"),
         "pushed": existing is None,
+        "layers_pushed": False,  # the emulator takes a manifest alone; real ECR needs the blobs too
         "wheel": artifact.to_json()["wheel"],
         "wheel_sha256": artifact.to_json()["wheel_sha256"],
     }
@@ -57,15 +72,19 @@ def _package(cert: Certification) -> dict[str, Any]:
     return provenance
 
 
+def _digest(manifest: bytes) -> str:
+    return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
 def check_pushed(cert: Certification, provenance: dict[str, Any]) -> None:
-    image = ecr.find_image(cert.aws_session, repository=cert.handles.ecr_repository, tag=provenance["tag"])
+    """The manifest ECR serves under the tag is the one whose digest the provenance records."""
+    stored = ecr.get_manifest(cert.aws_session, repository=cert.handles.ecr_repository, tag=provenance["tag"])
     problems = []
-    if image is None:
+    if stored is None:
         problems.append(f"{cert.handles.ecr_repository}:{provenance['tag']} is not in ECR")
-    elif image["digest"] != provenance["registry_digest"]:
-        problems.append(
-            f"ECR holds {image['digest']} under {provenance['tag']}, pushed {provenance['registry_digest']}"
-        )
+    elif _digest(stored) != provenance["digest"]:
+        problems.append(f"ECR serves manifest {_digest(stored)} under {provenance['tag']}, "
+                        f"the provenance records {provenance['digest']}")
     if not provenance["tag"].startswith("git-") or not provenance["digest"].startswith("sha256:"):
         problems.append(f"provenance is not pinned: tag {provenance['tag']}, digest {provenance['digest']}")
     if problems:
@@ -141,9 +160,10 @@ def check_planted_found(record: dict[str, Any]) -> None:
 
 
 def tampered_run(cert: Certification) -> dict[str, Any]:
-    """Fault: a copy of the artifact with one blob changed must be refused before it runs."""
+    """Faults: a copy with one changed byte, and another well-formed artifact, run under the recorded pin."""
     ensure_packaged(cert)
     assert cert.artifact is not None
+    pinned = cert.artifact.digest
     copy_dir = cert.workdir / "artifact-tampered"
     shutil.copytree(cert.artifact.layout.parent, copy_dir, dirs_exist_ok=False)
     layer = json.loads(cert.artifact.manifest)["layers"][0]["digest"].split(":", 1)[1]
@@ -151,23 +171,35 @@ def tampered_run(cert: Certification) -> dict[str, Any]:
     data = bytearray(blob.read_bytes())
     data[-1] ^= 0xFF
     blob.write_bytes(bytes(data))
-    tampered = dataclasses.replace(cert.artifact, layout=copy_dir / "oci",
-                                   wheel=copy_dir / "wheel" / cert.artifact.wheel.name)
-    compute = EmbeddedCompute(artifact=tampered, recorded_digest=cert.artifact.digest,
-                              workdir=cert.workdir / "tampered")
-    record: dict[str, Any]
-    try:
-        result = compute.run("oracle-check", env={}, args=["--contract"], timeout_s=60)
-        record = {"refused": False, "error": None, "exit_code": result.exit_code}
-    except EvidenceError as exc:
-        record = {"refused": True, "error": str(exc), "exit_code": None}
+    changed_byte = dataclasses.replace(cert.artifact, layout=copy_dir / "oci",
+                                       wheel=copy_dir / "wheel" / cert.artifact.wheel.name)
+    other = packaging.build(cert.options.project_root, cert.workdir / "artifact-other",
+                            extra_files={"spine/_other_build.py": b"BUILD = 'another'\n"})
+    record = {"pinned_digest": pinned,
+              "changed_byte": _attempt(changed_byte, pinned, cert.workdir / "tampered-a"),
+              "other_artifact": {"digest": other.digest, **_attempt(other, pinned, cert.workdir / "tampered-b")}}
     cert.evidence("packaging/fault_tampered_artifact.json", record)
     return record
 
 
+def _attempt(artifact: packaging.Artifact, pinned: str, workdir: Path) -> dict[str, Any]:
+    compute = EmbeddedCompute(artifact=artifact, recorded_digest=pinned, workdir=workdir)
+    try:
+        result = compute.run("oracle-check", env={}, args=["--contract"], timeout_s=60)
+    except EvidenceError as exc:
+        return {"refused": True, "error": str(exc), "ran": False}
+    return {"refused": False, "error": None, "ran": True, "exit_code": result.exit_code}
+
+
 def check_tampered_refused(record: dict[str, Any]) -> None:
-    if not record["refused"]:
-        raise Finding("P(-1).digest_pinning", ["a tampered artifact was run instead of refused"])
+    problems = []
+    if not (record["changed_byte"]["refused"] and "missing or changed" in record["changed_byte"]["error"]):
+        problems.append(f"a copy with one changed byte was not refused for it: {record['changed_byte']}")
+    other = record["other_artifact"]
+    if not (other["refused"] and f"recorded provenance pins {record['pinned_digest']}" in other["error"]):
+        problems.append(f"an artifact with another digest was not refused against the pin: {other}")
+    if problems:
+        raise Finding("P(-1).digest_pinning", problems)
 
 
 def repush(cert: Certification) -> dict[str, Any]:

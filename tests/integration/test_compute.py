@@ -12,19 +12,18 @@ from harness.aws import AwsSession
 from harness.compute import EcsCompute, EmbeddedCompute, Network
 from harness.errors import EvidenceError
 from harness.substrate import MotoServer
+from tests.conftest import platform_checkout
 
 pytestmark = pytest.mark.substrate
 
 
 @pytest.fixture
 def artifact(tmp_path: Path) -> packaging.Artifact:
-    root = tmp_path / "proj"
-    (root / "spine").mkdir(parents=True)
-    (root / "spine" / "__init__.py").write_text("")
-    (root / "spine" / "__main__.py").write_text(
-        "import os, sys\nprint(sys.argv[1:], os.environ.get('REQUIRED_PLATFORM_RUN_ID'))\n"
-        "sys.exit(4 if 'fail' in sys.argv else 0)\n"
-    )
+    root = platform_checkout(tmp_path / "proj", {
+        "spine/__init__.py": "",
+        "spine/__main__.py": "import os, sys\nprint(sys.argv[1:], os.environ.get('REQUIRED_PLATFORM_RUN_ID'))\n"
+                             "sys.exit(4 if 'fail' in sys.argv else 0)\n",
+    })
     return packaging.build(root, tmp_path / "artifact", sha="abc123")
 
 
@@ -39,10 +38,8 @@ def test_embedded_runs_the_mode_from_the_artifact(artifact: packaging.Artifact, 
 
 
 def test_embedded_enforces_a_timeout(tmp_path: Path) -> None:
-    root = tmp_path / "proj"
-    (root / "spine").mkdir(parents=True)
-    (root / "spine" / "__init__.py").write_text("")
-    (root / "spine" / "__main__.py").write_text("import threading\nthreading.Event().wait(30)\n")
+    root = platform_checkout(tmp_path / "proj", {"spine/__init__.py": "",
+                                                 "spine/__main__.py": "import threading\nthreading.Event().wait(30)\n"})
     artifact = packaging.build(root, tmp_path / "a", sha="x")
     compute = EmbeddedCompute(artifact=artifact, recorded_digest=artifact.digest, workdir=tmp_path / "w")
     result = compute.run("sr", env={}, timeout_s=1)
@@ -113,12 +110,25 @@ def test_ecs_compute_runs_a_task_and_reads_its_exit_code(moto: MotoServer, monke
 
 
 def test_a_declared_but_unbuilt_mode_is_recognised(tmp_path: Path) -> None:
-    root = tmp_path / "proj"
-    (root / "spine").mkdir(parents=True)
-    (root / "spine" / "__init__.py").write_text("")
-    (root / "spine" / "__main__.py").write_text(
-        "import sys\nprint(f'{sys.argv[1]}: not implemented', file=sys.stderr)\nsys.exit(3)\n")
+    root = platform_checkout(tmp_path / "proj", {
+        "spine/__init__.py": "",
+        "spine/__main__.py": "import sys\nprint(f'{sys.argv[1]}: not implemented', file=sys.stderr)\nsys.exit(3)\n",
+    })
     artifact = packaging.build(root, tmp_path / "a", sha="x")
     compute = EmbeddedCompute(artifact=artifact, recorded_digest=artifact.digest, workdir=tmp_path / "w")
     result = compute.run("rtdl", env={})
     assert result.exit_code == 3 and result.not_implemented and not result.ok
+
+
+def test_the_checkout_never_leaks_into_the_artifact(tmp_path: Path) -> None:
+    # The artifact holds only spine/__init__.py: modules of the checkout's spine/ must not resolve.
+    root = platform_checkout(tmp_path / "proj", {
+        "spine/__init__.py": "",
+        "spine/__main__.py": "import importlib.util, sys\n"
+                             "print(importlib.util.find_spec('spine.oracle'), importlib.util.find_spec('harness'))\n",
+    })
+    artifact = packaging.build(root, tmp_path / "a", sha="x")
+    compute = EmbeddedCompute(artifact=artifact, recorded_digest=artifact.digest, workdir=tmp_path / "w")
+    result = compute.run("sr", env={})
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == "None None"

@@ -8,15 +8,13 @@ import pytest
 
 from harness import packaging, redact
 from harness.errors import EvidenceError
+from tests.conftest import platform_checkout
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    root = tmp_path / "proj"
-    (root / "spine").mkdir(parents=True)
-    (root / "spine" / "__init__.py").write_text('"""platform"""\n')
-    (root / "spine" / "__main__.py").write_text("print('hello')\n")
-    return root
+    return platform_checkout(tmp_path / "proj", {"spine/__init__.py": '"""platform"""\n',
+                                                 "spine/__main__.py": "print('hello')\n"})
 
 
 def test_the_same_sources_give_the_same_digest(project: Path, tmp_path: Path) -> None:
@@ -65,7 +63,23 @@ def test_the_scan_names_the_file_holding_a_secret(project: Path, tmp_path: Path)
 
 def test_the_scan_finds_registered_secrets(project: Path, tmp_path: Path) -> None:
     redact.register("registered-secret-value-77")
-    (project / "spine" / "settings.py").write_text("TOKEN = 'registered-secret-value-77'\n")
+    platform_checkout(project, {"spine/settings.py": "TOKEN = 'registered-secret-value-77'\n"})
     artifact = packaging.build(project, tmp_path / "a", sha="abc123")
     rules = {(f["file"].rsplit("!", 1)[1], f["rule"]) for f in packaging.scan_for_secrets(artifact)}
     assert ("spine/settings.py", "registered-secret") in rules
+
+
+def test_an_untracked_file_never_ships(project: Path, tmp_path: Path) -> None:
+    (project / "spine" / "stray.py").write_text('KEY = "AKIAIOSFODNN7EXAMPLE"\n')
+    artifact = packaging.build(project, tmp_path / "a")
+    assert not artifact.tag.endswith("-dirty")
+    with zipfile.ZipFile(artifact.wheel) as zf:
+        assert "spine/stray.py" not in zf.namelist()
+    assert packaging.scan_for_secrets(artifact) == []
+
+
+def test_a_changed_tracked_file_marks_the_tag_dirty(project: Path, tmp_path: Path) -> None:
+    clean = packaging.build(project, tmp_path / "a")
+    (project / "spine" / "__main__.py").write_text("print('edited')\n")
+    dirty = packaging.build(project, tmp_path / "b")
+    assert dirty.tag == clean.tag + "-dirty"
