@@ -12,9 +12,10 @@ provider "aws" {
   s3_use_path_style           = local.emulated
   skip_credentials_validation = local.emulated
   skip_metadata_api_check     = local.emulated
-  # A 5xx from moto is a missing feature, not a transient fault: fail in seconds instead
-  # of retrying with back-off for minutes.
-  max_retries = local.emulated ? 1 : null
+  # A few retries on the emulator: its server sometimes drops a kept-alive connection under
+  # load ("use of closed network connection"), which a retry absorbs. More would hide a
+  # missing emulator feature behind minutes of back-off.
+  max_retries = local.emulated ? 4 : null
 
   dynamic "endpoints" {
     for_each = local.emulated ? [var.aws_endpoint] : []
