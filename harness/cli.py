@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -71,14 +70,12 @@ def cmd_down(args: argparse.Namespace) -> int:
     failures = []
     pg = record.get("postgres")
     if pg and Path(pg["data_dir"]).exists():
-        from harness.substrate.postgres import pg_binary
+        from harness.substrate.postgres import stop_data_dir
 
-        argv = [pg_binary("pg_ctl"), "-D", pg["data_dir"], "-m", "fast", "-w", "stop"]
-        if os.geteuid() == 0:
-            argv = ["runuser", "-u", "postgres", "--", *argv]
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            failures.append(f"postgres: {proc.stderr.strip()}")
+        try:
+            stop_data_dir(Path(pg["data_dir"]))
+        except HarnessError as exc:
+            failures.append(f"postgres: {exc}")
         shutil.rmtree(pg["root"], ignore_errors=True)
     for part in reversed(record["parts"]):
         for pid in part["pids"]:

@@ -45,7 +45,7 @@ class Bundle:
             raise EvidenceError(f"evidence path {relpath!r} escapes the bundle {self.root}")
         return target
 
-    def _write_bytes(self, relpath: str, data: bytes) -> Path:
+    def write_bytes(self, relpath: str, data: bytes) -> Path:
         if self.sealed:
             raise EvidenceError(f"bundle {self.root} is sealed; cannot add {relpath}")
         target = self.path(relpath)
@@ -62,13 +62,13 @@ class Bundle:
         return target
 
     def write_json(self, relpath: str, record: Any) -> Path:
-        return self._write_bytes(relpath, canonical.dumps(record))
+        return self.write_bytes(relpath, canonical.dumps(record))
 
     def write_text(self, relpath: str, text: str) -> Path:
-        return self._write_bytes(relpath, text.encode("utf-8"))
+        return self.write_bytes(relpath, text.encode("utf-8"))
 
     def copy_file(self, relpath: str, source: Path) -> Path:
-        return self._write_bytes(relpath, source.read_bytes())
+        return self.write_bytes(relpath, source.read_bytes())
 
     def has(self, relpath: str) -> bool:
         return relpath in self._written
@@ -86,7 +86,7 @@ class Bundle:
     def seal(self, *, mirror: MirrorTarget | None) -> dict[str, Any]:
         """Write ``manifest.json`` over every file; nothing may be added afterwards."""
         manifest = build_manifest(self.root, cert_id=self.cert_id, mirror=mirror)
-        self._write_bytes(MANIFEST, canonical.dumps(manifest))
+        self.write_bytes(MANIFEST, canonical.dumps(manifest))
         self.sealed = True
         return manifest
 

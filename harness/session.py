@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from harness import canonical, mirror, progress, redact
 from harness import handles as handles_mod
-from harness import mirror, progress, redact
 from harness.aws import AwsSession, s3, ssm
 from harness.errors import ConfigError, EvidenceError, HarnessError, SubstrateError
 from harness.evidence import Bundle, MirrorTarget
@@ -240,8 +240,12 @@ class Certification:
 
     # -- evidence --------------------------------------------------------------------------
     def evidence(self, relpath: str, record: Any) -> Path:
-        """Write one evidence file for the current phase (write-once, scrubbed)."""
-        path = self.bundle.write_json(relpath, record)
+        """Write one evidence record for the current phase (canonical JSON, write-once, scrubbed)."""
+        return self.evidence_bytes(relpath, canonical.dumps(record))
+
+    def evidence_bytes(self, relpath: str, data: bytes) -> Path:
+        """Write one evidence file as it is (write-once, scrubbed) and book it to the current phase."""
+        path = self.bundle.write_bytes(relpath, data)
         if self.current_phase:
             self.ledger.add_evidence(self.current_phase, relpath)
         return path
@@ -252,10 +256,7 @@ class Certification:
         rel = f"runs/{platform_run_id}/compute/{self._jobs:03d}-{result.mode}.log"
         text = (f"$ {' '.join(result.argv)}\n# exit {result.exit_code} in {result.duration_s}s"
                 f" (task {result.task_arn})\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}\n")
-        path = self.bundle.write_text(rel, text)
-        if self.current_phase:
-            self.ledger.add_evidence(self.current_phase, rel)
-        return path
+        return self.evidence_bytes(rel, text.encode("utf-8"))
 
     def mirror_target(self) -> MirrorTarget | None:
         if self.aws is None:

@@ -85,9 +85,7 @@ def _collect(cert: Certification, pins: p01.Pins) -> dict[str, Any]:
             found[rel] = json.loads(body)
         except ValueError:
             found[rel] = {"non_json_bytes": len(body)}
-        cert.bundle.write_text(f"runs/{pins.platform_run_id}/{rel}", body.decode("utf-8", errors="replace"))
-        if cert.current_phase:
-            cert.ledger.add_evidence(cert.current_phase, f"runs/{pins.platform_run_id}/{rel}")
+        cert.evidence_bytes(f"runs/{pins.platform_run_id}/{rel}", body)
     return found
 
 

@@ -29,6 +29,27 @@ def pg_binary(tool: str) -> str:
     raise ToolMissing(tool, _INSTALL_FIX)
 
 
+def run_as(argv: list[str], *, os_user: str, operation: str) -> str:
+    """Run a PostgreSQL tool, as ``os_user`` when invoked as root (initdb and pg_ctl refuse root)."""
+    if os.geteuid() == 0:
+        argv = [shutil.which("runuser") or "runuser", "-u", os_user, "--", *argv]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SubstrateError("SpawnFailed", f"{argv[0]}: {exc}", operation=operation) from exc
+    if proc.returncode != 0:
+        raise SubstrateError(
+            f"exit {proc.returncode}", redact.scrub((proc.stderr or proc.stdout).strip()), operation=operation
+        )
+    return proc.stdout
+
+
+def stop_data_dir(data_dir: Path, *, os_user: str = "postgres") -> None:
+    """`pg_ctl stop -m fast` on a cluster directory (also for clusters left by `spine-certify up`)."""
+    run_as([pg_binary("pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"], os_user=os_user,
+           operation="stop postgres")
+
+
 class PostgresCluster(Part):
     name = "postgres"
 
@@ -69,17 +90,7 @@ class PostgresCluster(Part):
         return self.kept_log if self.kept_log.exists() else None
 
     def _run(self, argv: list[str], operation: str) -> str:
-        if self._as_root:
-            argv = [shutil.which("runuser") or "runuser", "-u", self.os_user, "--", *argv]
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise SubstrateError("SpawnFailed", f"{argv[0]}: {exc}", operation=operation) from exc
-        if proc.returncode != 0:
-            raise SubstrateError(
-                f"exit {proc.returncode}", redact.scrub((proc.stderr or proc.stdout).strip()), operation=operation
-            )
-        return proc.stdout
+        return run_as(argv, os_user=self.os_user, operation=operation)
 
     def start(self) -> None:
         try:
@@ -132,7 +143,7 @@ class PostgresCluster(Part):
             return
         try:
             if self._pid and pid_alive(self._pid):
-                self._run([pg_binary("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"], "stop postgres")
+                stop_data_dir(self.data_dir, os_user=self.os_user)
         finally:
             self._pid = None
             # The cluster is disposable; its log is kept beside the other parts' logs.
