@@ -11,10 +11,14 @@ import re
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from detect_secrets import SecretsCollection
+from detect_secrets.settings import default_settings, transient_settings
 
 from harness import canonical, redact
 from harness.errors import ConfigError, EvidenceError
@@ -34,6 +38,16 @@ SECRET_PATTERNS = {
     "inline-password": re.compile(rb"(?i)\b(password|passwd|secret|api_key)\s*[:=]\s*['\"][^'\"\s]{8,}['\"]"),
     "dsn-with-password": re.compile(rb"postgres(ql)?://[^:/\s]+:[^@/\s]{6,}@"),
 }
+
+# detect-secrets runs beside these rules with its whole default plugin set and default filters, changed
+# deliberately in two ways:
+# - the inline allowlist (`# pragma: allowlist secret`) is dropped: it lets a source file silence the
+#   scanner, and a shipped image is checked as it is, not as its authors marked it;
+# - the artifact's own commit SHA is excluded as a value: the OCI revision label carries it, it is public
+#   provenance (the tag is git-<sha>), and HexHighEntropyString would flag it. Only that exact value is
+#   excluded; any other hex string still fails the scan.
+_ALLOWLIST_FILTER = "detect_secrets.filters.allowlist.is_line_allowlisted"
+_EXCLUDE_VALUE_FILTER = "detect_secrets.filters.regex.should_exclude_secret"
 
 
 @dataclass(frozen=True)
@@ -196,21 +210,71 @@ def extract_wheel(artifact: Artifact, dest: Path) -> Path:
     return dest / APP_DIR / artifact.wheel.name
 
 
-def scan_for_secrets(artifact: Artifact) -> list[dict[str, str]]:
-    """Every file in the image and its config, searched for registered secrets and secret shapes."""
-    findings: list[dict[str, str]] = []
-    known = [s.encode() for s in redact.registered()]
-
-    def check(where: str, data: bytes) -> None:
-        for secret in known:
-            if secret in data:
-                findings.append({"file": where, "rule": "registered-secret"})
-        for rule, pattern in SECRET_PATTERNS.items():
-            if pattern.search(data):
-                findings.append({"file": where, "rule": rule})
-
-    check("<image config>", canonical.dumps(artifact.config))
+def image_files(artifact: Artifact) -> list[tuple[str, bytes]]:
+    """What the secret scan reads: the image config, every file of the wheel, every other text file of the layout."""
+    files = [("<image config>", canonical.dumps(artifact.config))]
     with zipfile.ZipFile(artifact.wheel) as zf:
-        for name in sorted(zf.namelist()):
-            check(f"{artifact.wheel_in_image}!{name}", zf.read(name))
+        files += [(f"{artifact.wheel_in_image}!{name}", zf.read(name)) for name in sorted(zf.namelist())]
+    config_blob = json.loads(artifact.manifest)["config"]["digest"].split(":", 1)[1]
+    for path in sorted(p for p in artifact.layout.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        # The config blob is read above; the gzip'd layer is not text: its wheel is read file by file.
+        if path.name != config_blob and _is_text(data):
+            files.append((f"<layout>/{path.relative_to(artifact.layout).as_posix()}", data))
+    return files
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def scan_for_secrets(artifact: Artifact) -> list[dict[str, str]]:
+    """Every file in the image, its config and layout, searched for registered secrets and secret shapes.
+
+    A finding is ``{file, rule}``: the rule is ``registered-secret``, a ``SECRET_PATTERNS`` name or the
+    detect-secrets plugin's secret type. The secret value itself is never kept.
+    """
+    files = image_files(artifact)
+    known = [s.encode() for s in redact.registered()]
+    detected = _detect_secrets(files, public_values=[artifact.source_sha.removesuffix("-dirty")])
+    findings: list[dict[str, str]] = []
+    for where, data in files:
+        rules = ["registered-secret"] if any(secret in data for secret in known) else []
+        rules += [rule for rule, pattern in SECRET_PATTERNS.items() if pattern.search(data)]
+        rules += sorted(detected.get(where, set()))
+        findings += [{"file": where, "rule": rule} for rule in rules]
     return findings
+
+
+def _detect_secrets(files: list[tuple[str, bytes]], *, public_values: list[str]) -> dict[str, set[str]]:
+    """detect-secrets over the text files: the secret types found in each, by file."""
+    with default_settings() as defaults:
+        config = defaults.json()
+    config["filters_used"] = [f for f in config["filters_used"] if f["path"] != _ALLOWLIST_FILTER]
+    config["filters_used"].append({"path": _EXCLUDE_VALUE_FILTER,
+                                   "pattern": [f"^{re.escape(value)}$" for value in public_values if value]})
+    found: dict[str, set[str]] = {}
+    with tempfile.TemporaryDirectory(prefix="secret-scan-") as tmp:
+        on_disk: dict[str, str] = {}
+        for index, (where, data) in enumerate(files):
+            if not _is_text(data):
+                continue
+            # One folder per file keeps its base name (plugins and filters read the extension) and never
+            # trusts a path from inside the image.
+            name = re.sub(r"[^A-Za-z0-9._-]", "_", re.split(r"[/!]", where)[-1])
+            name = name if name.strip(".") else "file"
+            path = Path(tmp) / f"{index:05d}" / name
+            path.parent.mkdir()
+            path.write_bytes(data)
+            on_disk[str(path)] = where
+        collection = SecretsCollection()
+        with transient_settings(config):
+            for path_name in on_disk:
+                collection.scan_file(path_name)
+        for path_name, secret in collection:
+            found.setdefault(on_disk[path_name], set()).add(secret.type)
+    return found

@@ -40,12 +40,13 @@ def _(scan: dict[str, Any]) -> None:
     pm1.check_no_secrets(scan)
 
 
-@when("an artifact with a planted credentials file is scanned", target_fixture="planted")
+@when("an artifact is scanned with an AWS access key id, an AWS secret access key and a Confluent Cloud key and "
+      "secret planted in three modules", target_fixture="planted")
 def _(cert: Certification) -> dict[str, Any]:
     return pm1.planted_secret_scan(cert)
 
 
-@then("the scan reports the planted file")
+@then("the scan names every planted file")
 def _(planted: dict[str, Any]) -> None:
     pm1.check_planted_found(planted)
 

@@ -19,8 +19,8 @@ Feature: P(-1) packaging readiness
     Then no secret is found
 
   Scenario: A planted secret fails the scan and names its file
-    When an artifact with a planted credentials file is scanned
-    Then the scan reports the planted file
+    When an artifact is scanned with an AWS access key id, an AWS secret access key and a Confluent Cloud key and secret planted in three modules
+    Then the scan names every planted file
 
   Scenario: An artifact that is not the recorded one is refused
     When the compute is asked to run a copy with one changed byte, and another build, under the recorded pin

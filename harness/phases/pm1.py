@@ -16,7 +16,19 @@ from harness.errors import EvidenceError, Finding, HarnessError, SubstrateError
 from harness.phases import p00
 from harness.session import Certification
 
-PLANTED_FILE = "spine/_planted_credentials.py"
+# Fault: credentials baked into platform modules, each a shape the scan must catch. The values are
+# AWS documentation examples or made up, never real keys.
+PLANTED_FILES = {
+    # an AWS access key id, the regex's shape
+    "spine/_planted_credentials.py": b'AWS_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"\n',
+    # an AWS secret access key alone, with no AKIA id beside it
+    "spine/_planted_aws_secret.py": b'aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"\n',
+    # a Confluent Cloud API key and secret (16 upper-case alphanumerics, 64 base64-ish characters)
+    "spine/_planted_confluent.py": (
+        b'CONFLUENT_API_KEY = "EXAMPLE7QZ4KRM2W"\n'
+        b'CONFLUENT_API_SECRET = "cfltEXAMPLEq3Zr8Vx0LmN2pK7sT1uW9yB4cD6eF5gH0jR+aS/tU8vX2wY4zA1bC"\n'
+    ),
+}
 
 
 def ensure_packaged(cert: Certification) -> dict[str, Any]:
@@ -129,10 +141,7 @@ def scan(cert: Certification) -> dict[str, Any]:
 
 
 def _count(artifact: packaging.Artifact) -> int:
-    import zipfile
-
-    with zipfile.ZipFile(artifact.wheel) as zf:
-        return len(zf.namelist()) + 1  # + the image config
+    return len(packaging.image_files(artifact))
 
 
 def check_no_secrets(record: dict[str, Any]) -> None:
@@ -141,22 +150,20 @@ def check_no_secrets(record: dict[str, Any]) -> None:
 
 
 def planted_secret_scan(cert: Certification) -> dict[str, Any]:
-    """Fault: an artifact built with a credentials file in it. The scan must name that file."""
+    """Fault: an artifact built with credentials planted in platform modules. The scan must name each file."""
     ensure_packaged(cert)
-    planted = packaging.build(
-        cert.options.project_root, cert.workdir / "artifact-planted",
-        extra_files={PLANTED_FILE: b'AWS_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"\n'},
-    )
-    findings = packaging.scan_for_secrets(planted)
-    record = {"planted_file": PLANTED_FILE, "findings": findings}
+    planted = packaging.build(cert.options.project_root, cert.workdir / "artifact-planted",
+                              extra_files=PLANTED_FILES)
+    record = {"planted_files": sorted(PLANTED_FILES), "findings": packaging.scan_for_secrets(planted)}
     cert.evidence("packaging/fault_planted_secret.json", record)
     return record
 
 
 def check_planted_found(record: dict[str, Any]) -> None:
-    named = [f for f in record["findings"] if f["file"].endswith("!" + record["planted_file"])]
-    if not named:
-        raise Finding("P(-1).secret_scan_blind", [f"the planted secret in {record['planted_file']} was not found"])
+    named = {f["file"].rsplit("!", 1)[-1] for f in record["findings"]}
+    missed = [name for name in record["planted_files"] if name not in named]
+    if missed:
+        raise Finding("P(-1).secret_scan_blind", [f"the planted secret in {name} was not found" for name in missed])
 
 
 def tampered_run(cert: Certification) -> dict[str, Any]:
