@@ -41,6 +41,11 @@ def _(lane: dict[str, Any]) -> None:
     p03.check_closed(lane)
 
 
+@then("the harness's own reading of every stream view agrees with the source manifest and the receipts")
+def _(cert: Certification, lane: dict[str, Any]) -> None:
+    p03.check_recomputed(cert, lane)
+
+
 @when(parsers.parse("the oracle lane runs with {fault}"), target_fixture="lane")
 def _(cert: Certification, fault: str) -> dict[str, Any]:
     return p03.fault_lane(cert, _FAULTS[fault])

@@ -2,8 +2,10 @@
 Feature: P3 oracle lane
   The Data Engine writes the scenario's Oracle outputs to the source root; the platform lands
   them S3→S3 write-once (oracle-seed), builds sorted stream views (oracle-sort) and closes
-  every output with receipts (oracle-check), all through the compute provider. Partial,
-  changed or local inputs fail closed: no PASS marker.
+  every output with receipts (oracle-check), all through the compute provider. Receipts and
+  the PASS marker are claims: the harness reads every stream view itself and checks order,
+  rows, keys and content_hash against the Data Engine's source manifest. Partial, changed or
+  local inputs fail closed: no PASS marker.
 
   Scenario: The oracle lane lands, sorts and closes every output
     When the data engine writes the source root and seed, sort and check run
@@ -11,6 +13,7 @@ Feature: P3 oracle lane
     And the landing manifest proves byte continuity
     And every output has a stream view manifest and a sort receipt
     And the checker receipt says PASS and the PASS marker exists
+    And the harness's own reading of every stream view agrees with the source manifest and the receipts
 
   Scenario: A removed source object fails closed
     When the oracle lane runs with one source object removed

@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from harness import oracle_views
 from harness.aws import s3
 from harness.compute.embedded import ENGINE
 from harness.errors import Finding, ModeNotImplemented
@@ -18,8 +19,10 @@ _TRANSACTIONS = "card_transactions"
 
 
 def ensure_lane(cert: Certification) -> dict[str, Any]:
-    """The run's own oracle lane (once)."""
-    return cert.once("p3.lane", lambda: run_lane(cert, p01.ensure_pinned(cert)))
+    """The run's own oracle lane (once), and the harness's own reading of what it left, recorded before any verdict."""
+    record = cert.once("p3.lane", lambda: run_lane(cert, p01.ensure_pinned(cert)))
+    recompute_views(cert, record)
+    return record
 
 
 def fault_lane(cert: Certification, fault: str) -> dict[str, Any]:
@@ -66,6 +69,7 @@ def run_lane(cert: Certification, pins: p01.Pins, *, fault: str | None = None) -
         "pinned_at": pins.run_json["pinned_at"],
         "fault": fault,
         "injected": injected,
+        "roots": {"source": source, "oracle_root": pins.run_config["oracle_root"], "evidence_root": pins.evidence_root},
         "jobs": jobs,
         "evidence": evidence,
         "pass_marker": s3.key_exists(aws, bucket=bucket, key=f"{prefix}oracle/_PASS"),
@@ -138,6 +142,22 @@ def check_closed(record: dict[str, Any]) -> None:
         problems.append("no oracle/_PASS marker")
     if problems:
         raise Finding("P3.closure", problems)
+
+
+def recompute_views(cert: Certification, record: dict[str, Any]) -> dict[str, Any]:
+    """The harness's own reading of every stream view and the source it came from, recorded before any verdict."""
+
+    def observe() -> dict[str, Any]:
+        observed = oracle_views.observe(cert.aws_session, **record["roots"])
+        cert.evidence(f"runs/{record['platform_run_id']}/oracle/recomputed.json", observed)
+        return observed
+
+    return cert.once(f"p3.recomputed.{record['platform_run_id']}", observe)
+
+
+def check_recomputed(cert: Certification, record: dict[str, Any]) -> None:
+    """Receipts and _PASS are claims: the lane closes only when the harness's own reading agrees with the source."""
+    oracle_views.check(recompute_views(cert, record))
 
 
 def check_continuity(record: dict[str, Any]) -> None:
