@@ -6,6 +6,8 @@ pytest_plugins = [
     "steps.packaging",
     "steps.substrate",
     "steps.run_pinning",
+    "steps.daemons",
+    "steps.ingress",
     "steps.oracle",
     "steps.teardown",
 ]

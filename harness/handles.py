@@ -17,7 +17,8 @@ MODES = (
     "ig", "rtdl", "decision-lane", "case-labels", "reporter",
 )  # fmt: skip
 BUCKET_ROLES = ("oracle_source", "oracle", "evidence", "archive", "quarantine")
-TABLE_ROLES = ("tf_lock", "ig_dedupe")
+TABLE_ROLES = ("tf_lock", "ig_dedupe", "sr_lease")
+TOPIC_ROLES = ("control", "traffic", "decision", "case", "audit")
 SSM_ROLES = ("confluent_bootstrap", "confluent_api_key", "confluent_api_secret", "ig_api_key", "db_dsn")
 SECURE_SSM_ROLES = ("confluent_api_key", "confluent_api_secret", "ig_api_key", "db_dsn")
 DEMO_SSM_ROLES = ("ig_api_key", "db_dsn")
@@ -41,7 +42,7 @@ SCHEMA: dict[str, Any] = {
         "evidence_prefix": _STR,
     },
     "ssm": {role: _STR for role in SSM_ROLES},
-    "kafka": {"replication_factor": _INT, "topics": ("map", _INT)},
+    "kafka": {"replication_factor": _INT, "topics": ("map", _INT), "roles": {role: _STR for role in TOPIC_ROLES}},
     "ecs": {
         "cluster": _STR,
         "task_families": {mode: _STR for mode in MODES},
@@ -91,6 +92,7 @@ class Handles:
     evidence_prefix: str
     ssm: dict[str, str]
     topics: dict[str, int]
+    topic_roles: dict[str, str]
     replication_factor: int
     ecs_cluster: str
     task_families: dict[str, str]
@@ -161,6 +163,9 @@ def _check_semantics(raw: dict[str, Any], errors: list[str]) -> None:
     for topic, partitions in raw["kafka"]["topics"].items():
         if partitions < 1:
             errors.append(f"kafka.topics.{topic}: partitions must be >= 1, got {partitions}")
+    for role, topic in raw["kafka"]["roles"].items():
+        if topic not in raw["kafka"]["topics"]:
+            errors.append(f"kafka.roles.{role}: {topic!r} is not one of kafka.topics")
     if raw["kafka"]["replication_factor"] < 1:
         errors.append("kafka.replication_factor: must be >= 1")
     for mode in raw["ecs"]["services"]:
@@ -207,6 +212,7 @@ def load(path: str | Path, *, profile: str | None = None) -> Handles:
         evidence_prefix=s3["evidence_prefix"],
         ssm=dict(raw["ssm"]),
         topics=dict(raw["kafka"]["topics"]),
+        topic_roles=dict(raw["kafka"]["roles"]),
         replication_factor=raw["kafka"]["replication_factor"],
         ecs_cluster=ecs["cluster"],
         task_families=dict(ecs["task_families"]),

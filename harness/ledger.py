@@ -57,6 +57,7 @@ class PhaseRecord:
     evidence: list[str] = field(default_factory=list)
     blocked_by: str | None = None
     notes: list[str] = field(default_factory=list)
+    waived: dict[str, str] = field(default_factory=dict)  # check id -> why this substrate cannot judge it
     started_at: float | None = None
     ended_at: float | None = None
 
@@ -73,6 +74,7 @@ class PhaseRecord:
             "status": self.status,
             "blocked_by": self.blocked_by,
             "notes": self.notes,
+            "waived": dict(sorted(self.waived.items())),
             "duration_s": self.duration_s,
             "evidence": sorted(self.evidence),
             "scenarios": [vars(s) for s in self.scenarios],

@@ -66,7 +66,10 @@ def summary_table(gates: dict[str, Any], bundle: Path) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}" for r in rows]
     lines.insert(1, "-" * (sum(widths) + 6 + 8))
+    waived = [f"waived {check} ({phase['phase_id']}): {why}" for phase in gates["phases"]
+              for check, why in phase.get("waived", {}).items()]
     lines.append("")
+    lines.extend(waived)
     lines.append(verdict_line(gates))
     lines.append(f"evidence bundle: {bundle}")
     return lines

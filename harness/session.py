@@ -186,6 +186,8 @@ class Certification:
         self._closed = True
         problems: list[str] = []
         self.ledger.close_all(interrupted=interrupted)
+        if self.compute is not None:  # daemons and watched jobs never outlive the certification
+            problems += [f"stop platform process {p}" for p in self.compute.stop_all()]
         try:
             self._write_closing_evidence()
             target = self.mirror_target()
@@ -198,7 +200,8 @@ class Certification:
             problems.append(str(exc))
         finally:
             problems += [f"stop {p}" for p in self.substrate.stop()]
-            leftovers = [pid for pid in self.substrate.started_pids if pid_alive(pid)]
+            platform_pids = [p.pid for p in self.compute.started] if self.compute is not None else []
+            leftovers = [pid for pid in [*self.substrate.started_pids, *platform_pids] if pid_alive(pid)]
             if leftovers:
                 problems.append(f"substrate processes still running: {leftovers}")
             self._forget_state()
@@ -249,6 +252,12 @@ class Certification:
         if self.current_phase:
             self.ledger.add_evidence(self.current_phase, relpath)
         return path
+
+    def waive(self, check: str, reason: str) -> None:
+        """A check this substrate cannot judge: WAIVED with its reason, visibly, never PASSED."""
+        if self.current_phase:
+            self.ledger[self.current_phase].waived[check] = reason
+        progress.say(f"WAIVED {check}: {reason}")
 
     def job_log(self, platform_run_id: str, result: JobResult) -> Path:
         """A job's whole stdout and stderr, in the bundle beside the run's other evidence."""

@@ -17,6 +17,9 @@ RUNNERS = {
     "oracle-seed": "spine.oracle.seed",
     "oracle-sort": "spine.oracle.sort",
     "oracle-check": "spine.oracle.check",
+    "sr": "spine.sr",
+    "wsp": "spine.wsp",
+    "ig": "spine.ig.server",
 }
 USAGE = f"usage: python -m spine <mode> [--contract]; modes: {', '.join(MODES)}"
 

@@ -17,6 +17,8 @@ COMMON_ENV = (
     "SPINE_EVIDENCE_ROOT",
     "AWS_REGION",
 )
+# The bus: SSM paths of the bootstrap (and, for SASL_SSL, key and secret), never the values.
+KAFKA_ENV = ("SPINE_SSM_KAFKA_BOOTSTRAP", "SPINE_KAFKA_SECURITY_PROTOCOL")
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,15 @@ MODES: dict[str, Contract] = {
                  + tuple(f"oracle/sort_receipts/{name}.json" for name in ORACLE_OUTPUTS)),
         Contract("oracle-check", "job", True, ("SPINE_ORACLE_ROOT",),
                  ("oracle/checker_receipt.json", "oracle/_PASS")),
-        Contract("sr", "job", False),
-        Contract("wsp", "job", False),
-        Contract("ig", "daemon", False),
+        Contract("sr", "job", True, ("SPINE_ORACLE_ROOT", "SPINE_SR_LEASE_TABLE", "SPINE_TOPIC_CONTROL", *KAFKA_ENV),
+                 ("sr/run_facts_view.json",)),
+        Contract("wsp", "job", True, ("SPINE_ORACLE_ROOT", "SPINE_IG_URL", "SPINE_SSM_IG_API_KEY",
+                                      "SPINE_TOPIC_CONTROL", *KAFKA_ENV),
+                 ("wsp/stream_summary.json", "wsp/attempts/<sender>.json")),
+        Contract("ig", "daemon", True, ("SPINE_IG_LISTEN", "SPINE_SSM_IG_API_KEY", "SPINE_TOPIC_TRAFFIC",
+                                        "SPINE_IG_DEDUPE_TABLE", "SPINE_QUARANTINE_BUCKET", *KAFKA_ENV),
+                 ("ingest/ig_ready.json", "ingest/receipts/<request_id>.json", "ingest/receipt_summary.json",
+                  "ingest/quarantine_summary.json", "ingest/kafka_offsets_snapshot.json")),
         Contract("rtdl", "daemon", False),
         Contract("decision-lane", "daemon", False),
         Contract("case-labels", "daemon", False),

@@ -1,6 +1,6 @@
 """S3 for the platform: write-once puts and copies, reads that hash what they read.
 
-The only module of the platform that imports boto3; botocore errors become spine errors here.
+With `spine.aws` the only modules of the platform that import boto3; botocore errors become spine errors here.
 boto3 itself reads AWS_REGION, AWS_ENDPOINT_URL and the credentials.
 """
 
@@ -161,3 +161,21 @@ def copy(*, source: tuple[str, str], source_etag: str, destination: tuple[str, s
             IfNoneMatch="*",
             MetadataDirective="COPY",
         )
+
+
+def list_keys(bucket: str, prefix: str) -> list[str]:
+    """Every key under ``prefix``, in key order."""
+    keys: list[str] = []
+    with _converted(f"list s3://{bucket}/{prefix}"):
+        for page in client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+    return keys
+
+
+def exists(bucket: str, key: str) -> bool:
+    try:
+        with _converted(f"head s3://{bucket}/{key}"):
+            client().head_object(Bucket=bucket, Key=key)
+        return True
+    except NotFound:
+        return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pytest_bdd import parsers, then
 
+from harness.phases import p01
 from harness.session import Certification
 
 
@@ -13,3 +14,10 @@ from harness.session import Certification
 @then(parsers.parse("the teardown proof is recorded as {relpath}"))
 def _(cert: Certification, relpath: str) -> None:
     cert.bundle.require(relpath)
+
+
+@then(parsers.parse("the readiness snapshot is recorded as {relpath}"))
+@then(parsers.parse("the IG summaries are recorded as {relpath}"))
+@then(parsers.parse("the reconciliation is recorded as {relpath}"))
+def _(cert: Certification, relpath: str) -> None:
+    p01.require_run_evidence(cert, relpath)

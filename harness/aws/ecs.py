@@ -102,14 +102,20 @@ def stop_task_record(aws: AwsSession, *, cluster: str, task_arn: str, reason: st
 
 
 def run_task(aws: AwsSession, *, cluster: str, family: str, subnets: list[str], security_groups: list[str],
-             command: list[str], environment: dict[str, str], started_by: str) -> str:
+             command: list[str], environment: dict[str, str], started_by: str, group: str | None = None,
+             tags: dict[str, str] | None = None) -> str:
     """RunTask on Fargate with the mode's command and environment; returns the task ARN.
 
     ``family`` may be a family name (its latest ACTIVE revision) or a task definition ARN.
     """
+    extra: dict[str, Any] = {}
+    if group:
+        extra["group"] = group  # service:<name> for a service's task
+    if tags:
+        extra["tags"] = [{"key": k, "value": v} for k, v in sorted(tags.items())]
     with converted(f"ecs.run_task {family}"):
         response = aws.client("ecs").run_task(
-            cluster=cluster, taskDefinition=family, launchType="FARGATE", count=1, startedBy=started_by,
+            cluster=cluster, taskDefinition=family, launchType="FARGATE", count=1, startedBy=started_by, **extra,
             networkConfiguration={"awsvpcConfiguration": {
                 "subnets": subnets, "securityGroups": security_groups, "assignPublicIp": "ENABLED"}},
             overrides={"containerOverrides": [{
@@ -147,3 +153,16 @@ def register_revision(aws: AwsSession, *, family: str, image: str) -> str:
     with converted(f"ecs.register_task_definition {family}"):
         registered = client.register_task_definition(**spec)["taskDefinition"]
     return str(registered["taskDefinitionArn"])
+
+
+def service_tasks(aws: AwsSession, *, cluster: str, service: str) -> list[dict[str, Any]]:
+    """Tasks of a service that are meant to run (desired RUNNING), with their tags."""
+    client = aws.client("ecs")
+    with converted(f"ecs.list_tasks {service}"):
+        arns = client.list_tasks(cluster=cluster, serviceName=service, desiredStatus="RUNNING").get("taskArns", [])
+        if not arns:
+            return []
+        tasks = client.describe_tasks(cluster=cluster, tasks=arns, include=["TAGS"])["tasks"]
+    return [{"arn": t["taskArn"], "group": t.get("group"), "desired_status": t.get("desiredStatus"),
+             "last_status": t.get("lastStatus"), "task_definition": t.get("taskDefinitionArn"),
+             "tags": {tag["key"]: tag["value"] for tag in t.get("tags", [])}} for t in tasks]

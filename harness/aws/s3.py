@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from harness.aws.session import AwsSession, converted
-from harness.errors import NotFound
+from harness.errors import EvidenceError, NotFound
 
 
 def put_once(aws: AwsSession, *, bucket: str, key: str, body: bytes) -> str:
@@ -82,3 +83,18 @@ def split_url(url: str) -> tuple[str, str]:
         raise ValueError(f"{url!r} is not an s3:// URL")
     bucket, _, prefix = url[5:].partition("/")
     return bucket, prefix
+
+
+def last_modified(aws: AwsSession, *, bucket: str, key: str) -> float:
+    """The object's LastModified (epoch seconds; S3 keeps whole seconds)."""
+    with converted(f"s3.head_object s3://{bucket}/{key}"):
+        return float(aws.client("s3").head_object(Bucket=bucket, Key=key)["LastModified"].timestamp())
+
+
+def get_json(aws: AwsSession, *, bucket: str, key: str) -> Any:
+    """An object parsed as JSON; a non-JSON object is an EvidenceError naming it."""
+    raw = get_bytes(aws, bucket=bucket, key=key)
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise EvidenceError(f"s3://{bucket}/{key} is not JSON: {exc}") from exc

@@ -18,7 +18,7 @@ _NOT_FOUND = {
     "NoSuchEntity", "InvalidVpcID.NotFound", "NotFoundException", "NoSuchPublicAccessBlockConfiguration",
     "ServerSideEncryptionConfigurationNotFoundError", "ImageNotFoundException",
 }  # fmt: skip
-_PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
+_PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict", "ConditionalCheckFailedException"}
 
 # Credentials the emulator accepts; real AWS uses the default credential chain.
 EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}

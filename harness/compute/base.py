@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from harness.compute.process import Started
 
 NOT_IMPLEMENTED_EXIT = 3
 
@@ -50,3 +53,11 @@ class Compute(Protocol):
 
     def run(self, mode: str, *, env: dict[str, str], args: list[str] | None = None,
             timeout_s: float = 600.0) -> JobResult: ...
+
+    def start(self, mode: str, *, env: dict[str, str], service: str | None = None,
+              tags: dict[str, str] | None = None) -> Started: ...
+
+    def stop_all(self) -> list[str]: ...
+
+    @property
+    def started(self) -> list[Started]: ...

@@ -8,7 +8,8 @@ from harness import redact
 from harness.aws import AwsSession, ecs, logs
 from harness.compute.base import JobResult
 from harness.compute.embedded import ENGINE
-from harness.errors import ConfigError, Timeout
+from harness.compute.process import Started
+from harness.errors import ConfigError, HarnessError, Timeout
 from harness.wait import wait_until
 
 
@@ -28,6 +29,15 @@ class EcsCompute:
         self.security_groups = security_groups
         self.log_group_prefix = log_group_prefix
         self.poll_s = poll_s
+        self.started: list[Started] = []
+
+    def start(self, mode: str, *, env: dict[str, str], service: str | None = None,
+              tags: dict[str, str] | None = None) -> Started:
+        raise HarnessError(f"starting {mode} as an ECS service is not wired yet: dev_min daemons come with the "
+                           "runnable image (see the README's dev_min notes)")
+
+    def stop_all(self) -> list[str]:
+        return []
 
     def run(self, mode: str, *, env: dict[str, str], args: list[str] | None = None,
             timeout_s: float = 600.0) -> JobResult:

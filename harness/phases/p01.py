@@ -107,12 +107,32 @@ def job_env(cert: Certification, pins: Pins, **overrides: str) -> dict[str, str]
         "SPINE_ORACLE_ROOT": pins.run_config["oracle_root"],
         "AWS_REGION": cert.handles.region,
         "AWS_DEFAULT_REGION": cert.handles.region,
+        **bus_env(cert),
     }
     endpoint = cert.aws_session.endpoint_url
     if endpoint:
         env.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": EMULATOR_CREDENTIALS["aws_access_key_id"],
                     "AWS_SECRET_ACCESS_KEY": EMULATOR_CREDENTIALS["aws_secret_access_key"]})
     env.update(overrides)
+    return env
+
+
+def bus_env(cert: Certification) -> dict[str, str]:
+    """Where the streaming modes find the bus, topics, tables and the writer key: pinned names, no secrets."""
+    h = cert.handles
+    env = {
+        "SPINE_SSM_KAFKA_BOOTSTRAP": h.ssm["confluent_bootstrap"],
+        "SPINE_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT" if cert.options.profile == "embedded" else "SASL_SSL",
+        "SPINE_TOPIC_CONTROL": h.topic_roles["control"],
+        "SPINE_TOPIC_TRAFFIC": h.topic_roles["traffic"],
+        "SPINE_SSM_IG_API_KEY": h.ssm["ig_api_key"],
+        "SPINE_IG_DEDUPE_TABLE": h.tables["ig_dedupe"].name,
+        "SPINE_SR_LEASE_TABLE": h.tables["sr_lease"].name,
+        "SPINE_QUARANTINE_BUCKET": h.bucket("quarantine").name,
+    }
+    if cert.options.profile != "embedded":
+        env.update({"SPINE_SSM_KAFKA_API_KEY": h.ssm["confluent_api_key"],
+                    "SPINE_SSM_KAFKA_API_SECRET": h.ssm["confluent_api_secret"]})
     return env
 
 
@@ -170,3 +190,8 @@ def check_refused(record: dict[str, Any], field: str) -> None:
     if record["exit_code"] != 1 or named not in stderr:
         raise Finding("P1.run_scope", [f"a job with a different {field} digest was not refused "
                                        f"(exit {record['exit_code']}: {stderr or 'no message'})"])
+
+
+def require_run_evidence(cert: Certification, relpath: str) -> None:
+    """A bundle file of the run, ``<platform_run_id>`` standing for the run's id."""
+    cert.bundle.require(relpath.replace("<platform_run_id>", ensure_pinned(cert).platform_run_id))

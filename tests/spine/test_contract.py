@@ -10,7 +10,7 @@ from spine_lane import run
 
 MODES = ["oracle-seed", "oracle-sort", "oracle-check", "sr", "wsp", "ig", "rtdl", "decision-lane", "case-labels",
          "reporter"]
-IMPLEMENTED = {"oracle-seed", "oracle-sort", "oracle-check"}
+IMPLEMENTED = {"oracle-seed", "oracle-sort", "oracle-check", "sr", "wsp", "ig"}
 DAEMONS = {"ig", "rtdl", "decision-lane", "case-labels"}
 COMMON_ENV = ["REQUIRED_PLATFORM_RUN_ID", "SPINE_RUN_MANIFEST", "SPINE_RUN_CONFIG_DIGEST", "SPINE_IMAGE_DIGEST",
               "SPINE_EVIDENCE_ROOT"]

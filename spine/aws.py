@@ -1,0 +1,115 @@
+"""SSM and DynamoDB for the platform: secrets by pinned path, conditional writes for dedupe and leases.
+
+With ``spine.s3`` the only modules of the platform that import boto3; botocore errors become
+spine errors here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from spine.errors import NotFound, SpineError
+
+
+@functools.cache
+def client(service: str) -> Any:
+    config = botocore.config.Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5,
+                                    read_timeout=30, max_pool_connections=32)
+    return boto3.client(service, config=config)
+
+
+class ConditionFailed(SpineError):
+    """A conditional write lost: the item exists (dedupe) or is held by another (lease)."""
+
+
+@contextlib.contextmanager
+def _converted(operation: str) -> Iterator[None]:
+    try:
+        yield
+    except botocore.exceptions.ClientError as exc:
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", "Unknown"))
+        if code == "ConditionalCheckFailedException":
+            raise ConditionFailed(f"{operation}: condition failed") from exc
+        if code in {"ParameterNotFound", "ResourceNotFoundException"}:
+            raise NotFound(f"{operation}: not found ({code})") from exc
+        raise SpineError(f"{operation}: {code}: {err.get('Message', exc)}") from exc
+    except botocore.exceptions.BotoCoreError as exc:
+        raise SpineError(f"{operation}: {type(exc).__name__}: {exc}") from exc
+
+
+def secret(path: str) -> str:
+    """A SecureString (or String) parameter's value; it never reaches a log line or evidence."""
+    with _converted(f"ssm get {path}"):
+        return str(client("ssm").get_parameter(Name=path, WithDecryption=True)["Parameter"]["Value"])
+
+
+def _wire(item: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in item.items():
+        if isinstance(value, bool):
+            out[name] = {"BOOL": value}
+        elif isinstance(value, int | float):
+            out[name] = {"N": str(value)}
+        else:
+            out[name] = {"S": str(value)}
+    return out
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in item.items():
+        if "N" in value:
+            number = float(value["N"])
+            out[name] = int(number) if number.is_integer() else number
+        elif "BOOL" in value:
+            out[name] = value["BOOL"]
+        else:
+            out[name] = value.get("S")
+    return out
+
+
+def put_new(table: str, item: dict[str, Any], *, key: str) -> None:
+    """Create the item only when no item has its key; raises ConditionFailed otherwise."""
+    with _converted(f"dynamodb put {table}/{item[key]}"):
+        client("dynamodb").put_item(TableName=table, Item=_wire(item),
+                                    ConditionExpression="attribute_not_exists(#k)",
+                                    ExpressionAttributeNames={"#k": key})
+
+
+def put_if(table: str, item: dict[str, Any], *, condition: str, names: dict[str, str],
+           values: dict[str, Any]) -> None:
+    """A conditional put with an explicit condition expression."""
+    with _converted(f"dynamodb conditional put {table}"):
+        client("dynamodb").put_item(TableName=table, Item=_wire(item), ConditionExpression=condition,
+                                    ExpressionAttributeNames=names, ExpressionAttributeValues=_wire(values))
+
+
+def get(table: str, key: dict[str, str]) -> dict[str, Any] | None:
+    with _converted(f"dynamodb get {table}/{next(iter(key.values()))}"):
+        found = client("dynamodb").get_item(TableName=table, Key=_wire(key), ConsistentRead=True).get("Item")
+    return _plain(found) if found else None
+
+
+def update(table: str, key: dict[str, str], fields: dict[str, Any]) -> None:
+    names = {f"#f{i}": name for i, name in enumerate(fields)}
+    values = {f":v{i}": value for i, value in enumerate(fields.values())}
+    expression = "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
+    with _converted(f"dynamodb update {table}/{next(iter(key.values()))}"):
+        client("dynamodb").update_item(TableName=table, Key=_wire(key), UpdateExpression=expression,
+                                       ExpressionAttributeNames=names, ExpressionAttributeValues=_wire(values))
+
+
+def delete_if(table: str, key: dict[str, str], *, field: str, equals: str) -> None:
+    """Delete the item only while ``field`` still equals ``equals`` (e.g. the lease holder)."""
+    with _converted(f"dynamodb delete {table}/{next(iter(key.values()))}"):
+        client("dynamodb").delete_item(TableName=table, Key=_wire(key), ConditionExpression="#f = :v",
+                                       ExpressionAttributeNames={"#f": field},
+                                       ExpressionAttributeValues=_wire({":v": equals}))

@@ -1,0 +1,1 @@
+"""The ingestion gate (IG): the writer boundary of the traffic topic."""
