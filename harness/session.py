@@ -223,6 +223,9 @@ class Certification:
         for part in self.substrate.parts:
             if part.log_path is not None and part.log_path.exists():
                 self.bundle.copy_file(f"substrate/logs/{part.name}.log", part.log_path)
+        for started in self.compute.started if self.compute is not None else []:
+            if started.service:  # a daemon's whole output, secrets masked
+                self.bundle.write_bytes(f"platform/{started.log_path.name}", started.output().encode("utf-8"))
         for stack in self._stacks.values():
             if stack.log_path.exists():
                 self.bundle.copy_file(f"substrate/logs/{stack.log_path.name}", stack.log_path)

@@ -124,9 +124,10 @@ def check_running(record: dict[str, Any]) -> None:
     for mode, d in record["daemons"].items():
         if not d["process"]["alive"]:
             problems.append(f"{mode}: its process (pid {d['process']['pid']}) is not running")
-        if d["health"] is not None and (d["health"]["status"] != 200
-                                        or d["health"]["body"].get("platform_run_id") != record["platform_run_id"]):
-            problems.append(f"{mode}: readiness answer {d['health']}")
+        health = d["health"]
+        body = health["body"] if health is not None and isinstance(health["body"], dict) else {}
+        if health is not None and (health["status"] != 200 or body.get("platform_run_id") != record["platform_run_id"]):
+            problems.append(f"{mode}: readiness answer {health}")
     if problems:
         raise Finding("P2.running", problems)
 
@@ -140,6 +141,9 @@ def check_single_replica(record: dict[str, Any]) -> None:
         if len(d["tasks"]) != 1:
             problems.append(f"{mode}: {len(d['tasks'])} tasks of service {d['service']} meant to run, expected 1: "
                             f"{[t['arn'] for t in d['tasks']]}")
+        elif d["process"].get("task_arn") != d["tasks"][0]["arn"]:
+            problems.append(f"{mode}: the running process is task {d['process'].get('task_arn')}, the service's task "
+                            f"is {d['tasks'][0]['arn']}")
     if problems:
         raise Finding("P2.replicas", problems)
 

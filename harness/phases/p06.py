@@ -115,15 +115,19 @@ def check_streamed_from_views(record: dict[str, Any]) -> None:
 
 
 def check_order(record: dict[str, Any]) -> None:
-    """Per WSP attempt, the events IG received are the stream view's rows in the view's order."""
+    """Per WSP attempt, the events IG received are the stream view's rows in the view's order.
+
+    A retried batch repeats events already received: the order is that of each event's first receipt.
+    """
     view = record["view_event_ids"]
     position = {e: i for i, e in enumerate(view)}
     problems = []
     for sender in _senders(record):
-        got = [r["event_id"] for r in record["receipts"] if r["sender"] == sender and r["event_id"] in position]
-        expected = view[:len(got)] if got else []
+        got = list(dict.fromkeys(r["event_id"] for r in record["receipts"]
+                                 if r["sender"] == sender and r["event_id"] in position))
+        expected = view[:len(got)]
         if got != expected:
-            first_bad = next(i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b)
+            first_bad = next(i for i, (a, b) in enumerate(zip(got, expected, strict=True)) if a != b)
             problems.append(f"{sender}: event #{first_bad} received was {got[first_bad]}, the stream view's is "
                             f"{expected[first_bad]}")
     if not _senders(record):

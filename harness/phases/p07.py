@@ -49,7 +49,7 @@ def _commit(cert: Certification) -> dict[str, Any]:
     return record
 
 
-def observe(cert: Certification, run_id: str, *, evidence_root: str, oracle_root: str | None,
+def observe(cert: Certification, run_id: str, *, scenario_run_id: str, evidence_root: str, oracle_root: str | None,
             claims: dict[str, Any]) -> dict[str, Any]:
     """Everything P7 judges, read by the harness: receipts, the whole traffic topic, the stream view."""
     receipts = ingress.flat_receipts(ingress.receipt_records(cert.aws_session, evidence_root))
@@ -58,6 +58,7 @@ def observe(cert: Certification, run_id: str, *, evidence_root: str, oracle_root
     rows = ingress.view_rows(cert.aws_session, oracle_root)[0] if oracle_root else []
     return {
         "platform_run_id": run_id,
+        "scenario_run_id": scenario_run_id,
         "profile": cert.options.profile,
         "receipts": [{k: r.get(k) for k in ("event_id", "status", "partition", "offset", "reason", "request_id")}
                      for r in receipts],
@@ -81,6 +82,7 @@ def judge(obs: dict[str, Any]) -> dict[str, Any]:
     admitted = [r for r in receipts if r["status"] == "ADMITTED"]
     ambiguous = {r["event_id"] for r in receipts if r["status"] == "PUBLISH_AMBIGUOUS"}
     occurrences = Counter(e["event_id"] for e in run_topic)
+    anywhere = Counter(e["event_id"] for e in topic)  # refused events must be on no run's records
 
     # Claims: IG's summaries against the harness's own recount of the durable receipts.
     summary = obs["claims"].get(SUMMARIES[0])
@@ -91,6 +93,9 @@ def judge(obs: dict[str, Any]) -> dict[str, Any]:
         if summary.get("counts") != recount or summary.get("events") != len(receipts):
             problems["summaries"].append(f"IG's receipt summary claims {summary.get('events')} events "
                                          f"{summary.get('counts')}, its receipts show {len(receipts)} {recount}")
+        if sorted(summary.get("ambiguous_event_ids") or []) != sorted(ambiguous):
+            problems["summaries"].append(f"IG's receipt summary names ambiguous events "
+                                         f"{summary.get('ambiguous_event_ids')}, its receipts {sorted(ambiguous)}")
     quarantine = obs["claims"].get(SUMMARIES[1])
     if quarantine is None or quarantine.get("count") != counts.get("QUARANTINED", 0):
         problems["summaries"].append(f"IG's quarantine summary claims {quarantine and quarantine.get('count')} "
@@ -104,6 +109,13 @@ def judge(obs: dict[str, Any]) -> dict[str, Any]:
         elif e["event_id"] != r["event_id"]:
             problems["receipts_to_records"].append(f"ADMITTED {r['event_id']} names {r['partition']}/{r['offset']}, "
                                                    f"which holds {e['event_id']}")
+    for r in receipts:  # a DUPLICATE names the original's position: it must hold the same event
+        if r["status"] == "DUPLICATE" and r.get("partition") is not None:
+            e = at.get((r["partition"], r["offset"]))
+            if e is None or e["event_id"] != r["event_id"]:
+                problems["receipts_to_records"].append(
+                    f"DUPLICATE {r['event_id']} names {r['partition']}/{r['offset']}, which holds "
+                    f"{e['event_id'] if e else 'no record'}")
     problems["receipts_to_records"] += [f"{event_id} has {n} ADMITTED receipts" for event_id, n in
                                         Counter(r["event_id"] for r in admitted).items() if n > 1]
     receipted = {(r["partition"], r["offset"]) for r in admitted}
@@ -115,7 +127,7 @@ def judge(obs: dict[str, Any]) -> dict[str, Any]:
 
     admitted_ids = Counter(r["event_id"] for r in admitted)
     for r in receipts:
-        if r["status"] == "QUARANTINED" and occurrences.get(r["event_id"], 0) > admitted_ids.get(r["event_id"], 0):
+        if r["status"] == "QUARANTINED" and anywhere.get(r["event_id"], 0) > admitted_ids.get(r["event_id"], 0):
             problems["refused_not_published"].append(f"QUARANTINED {r['event_id']} is on the traffic topic")
     problems["refused_not_published"] += [f"event {event_id} is on the traffic topic {n} times"
                                           for event_id, n in occurrences.items() if n > 1]
@@ -132,10 +144,12 @@ def judge(obs: dict[str, Any]) -> dict[str, Any]:
         problems["stream_view"].append(f"{len(extra)} event(s) on the topic that the stream view lacks: {extra[:5]}")
     for want in obs["expected"]:
         got = (by_id.get(want["event_id"]) or {}).get("event") or {}
-        if got and (got.get("payload") != want["payload"] or got.get("ts_utc") != want["ts_utc"]):
-            problems["stream_view"].append(f"event {want['event_id']} on the topic differs from its stream view row: "
-                                           f"{ {k: got.get(k) for k in ('ts_utc', 'payload')} } != "
-                                           f"{ {k: want[k] for k in ('ts_utc', 'payload')} }")
+        fields = ("ts_utc", "payload", "event_type", "scenario_run_id")
+        wanted = {"event_type": "card_transaction", "scenario_run_id": obs.get("scenario_run_id"), **want}
+        differs = {k: (got.get(k), wanted[k]) for k in fields if wanted[k] is not None and got.get(k) != wanted[k]}
+        if got and differs:
+            problems["stream_view"].append(f"event {want['event_id']} on the topic differs from its stream view row "
+                                           f"(topic, stream view): {differs}")
 
     unreconciled = sorted(e for e in ambiguous if occurrences.get(e, 0) != 1)
     if unreconciled:
@@ -169,7 +183,7 @@ def reconcile(cert: Certification) -> dict[str, Any]:
 def _reconcile(cert: Certification) -> dict[str, Any]:
     pins = p01.ensure_pinned(cert)
     commit = ensure_committed(cert)
-    obs = observe(cert, pins.platform_run_id, evidence_root=pins.evidence_root,
+    obs = observe(cert, pins.platform_run_id, scenario_run_id=pins.scenario_run_id, evidence_root=pins.evidence_root,
                   oracle_root=pins.run_config["oracle_root"], claims=commit["claims"])
     verdict = judge(obs)
     cert.evidence(f"runs/{pins.platform_run_id}/ingest/reconciliation.json", {"observed": obs, "judged": verdict})
@@ -204,7 +218,8 @@ def rogue_record(cert: Certification) -> dict[str, Any]:
     (partition, offset), = produce.send(cert.kafka(), cert.handles.topic_roles["traffic"],
                                         [(b"card-rogue", json.dumps(event, sort_keys=True).encode())])
     evidence_root = f"s3://{cert.handles.bucket('evidence').name}/runs/{rogue_run}/"
-    obs = observe(cert, rogue_run, evidence_root=evidence_root, oracle_root=None, claims={})
+    obs = observe(cert, rogue_run, scenario_run_id=pins.scenario_run_id, evidence_root=evidence_root,
+                  oracle_root=None, claims={})
     verdict = judge(obs)
     record = {"written": {"platform_run_id": rogue_run, "event_id": event_id, "partition": partition,
                           "offset": offset}, "judged": verdict}
