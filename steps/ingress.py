@@ -29,9 +29,13 @@ def _(cert: Certification) -> dict[str, Any]:
 
 
 @then("the batch without a key gets 401 and the batch with a wrong key gets 403")
+def _(probes: dict[str, Any]) -> None:
+    p04.check_refused_status(probes)
+
+
 @then("nothing of the refused batches is on the traffic topic, in the dedupe table or in the receipts")
 def _(probes: dict[str, Any]) -> None:
-    p04.check_refused(probes)
+    p04.check_refused_left_nothing(probes)
 
 
 @then("the schema-invalid event and another run's event get QUARANTINED receipts")

@@ -90,21 +90,33 @@ def _probe(cert: Certification) -> dict[str, Any]:
     return record
 
 
-def check_refused(record: dict[str, Any]) -> None:
-    answers, ids, problems = record["answers"], record["event_ids"], []
+def check_refused_status(record: dict[str, Any]) -> None:
+    answers, problems = record["answers"], []
     if answers["no_key"]["status"] != 401:
         problems.append(f"a batch without a writer key was answered {answers['no_key']['status']}, not 401")
     if answers["wrong_key"]["status"] != 403:
         problems.append(f"a batch with a wrong writer key was answered {answers['wrong_key']['status']}, not 403")
+    if problems:
+        raise Finding("P4.auth", problems)
+
+
+def check_refused_left_nothing(record: dict[str, Any]) -> None:
+    ids = record["event_ids"]
     refused = {ids["no-key"], ids["wrong-key"]}
-    problems += [f"refused event {e['event_id']} is on the traffic topic at {e['partition']}/{e['offset']}"
-                 for e in record["on_topic"] if e["event_id"] in refused]
+    problems = [f"refused event {e['event_id']} is on the traffic topic at {e['partition']}/{e['offset']}"
+                for e in record["on_topic"] if e["event_id"] in refused]
     problems += [f"refused event {ids[name]} has a dedupe item" for name in ("no-key", "wrong-key")
                  if record["dedupe_items"][name]]
     problems += [f"refused event {r['event_id']} has a receipt ({r['status']})"
                  for r in record["receipts_naming_probes"] if r["event_id"] in refused]
     if problems:
         raise Finding("P4.auth", problems)
+
+
+def check_refused(record: dict[str, Any]) -> None:
+    """Both: 401/403, and nothing of the refused batches anywhere."""
+    check_refused_status(record)
+    check_refused_left_nothing(record)
 
 
 def check_quarantined(record: dict[str, Any]) -> None:
