@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
-from typing import Any
 
 import pytest
+from check_records import OTHER_RUN, RUN, SCENARIO, Check, Mutation, Record, fails, mutated
 
-from harness.errors import Finding
 from harness.phases import p02, p04
-
-Record = dict[str, Any]
-Mutation = Callable[[Record], object]
-Check = Callable[[Record], None]
-
-RUN = "run-20260101t000000z-abc123"
-OTHER_RUN = "run-20260101t000000z-abc123-another-run"
-SCENARIO = "scn-seed42-n20"
-
-
-def _mutated(record: Record, mutate: Mutation) -> Record:
-    changed = copy.deepcopy(record)
-    mutate(changed)
-    return changed
-
-
-def _fails(check: Check, record: Record, match: str) -> Finding:
-    with pytest.raises(Finding, match=match) as caught:
-        check(record)
-    return caught.value
-
 
 # --- P2 daemon bring-up ------------------------------------------------------------------------------------------
 
@@ -109,11 +86,11 @@ def test_p2_checks_pass_a_single_running_replica_per_daemon_tagged_with_the_run(
 ])
 def test_p2_checks_name_a_daemon_that_is_not_one_live_replica_of_the_run(check: Check, mutate: Mutation,
                                                                           match: str) -> None:
-    _fails(check, _mutated(readiness(), mutate), match)
+    fails(check, mutated(readiness(), mutate), match)
 
 
 def test_p2_running_names_a_health_answer_that_is_not_json() -> None:
-    _fails(p02.check_running, _mutated(readiness(), lambda r: r["daemons"]["ig"]["health"].update(body="OK")),
+    fails(p02.check_running, mutated(readiness(), lambda r: r["daemons"]["ig"]["health"].update(body="OK")),
            r"ig: readiness answer")
 
 
@@ -132,7 +109,7 @@ def test_p2_foreign_run_daemon_that_refused_before_serving_passes() -> None:
                  r"its output does not name the run-scope refusal", id="silent-refusal"),
 ])
 def test_p2_foreign_run_daemon_must_refuse_before_serving(mutate: Mutation, match: str) -> None:
-    _fails(p02.check_foreign_refused, _mutated(foreign_refused(), mutate), match)
+    fails(p02.check_foreign_refused, mutated(foreign_refused(), mutate), match)
 
 
 # --- P4 IG auth and health ---------------------------------------------------------------------------------------
@@ -211,7 +188,7 @@ def test_p4_checks_pass_the_probes_of_a_compliant_ig() -> None:
     pytest.param(lambda r: r["answer"].update(body="OK"), r"health names run None", id="body-not-json"),
 ])
 def test_p4_health_names_what_is_wrong(mutate: Mutation, match: str) -> None:
-    _fails(p04.check_health, _mutated(p4_health(), mutate), match)
+    fails(p04.check_health, mutated(p4_health(), mutate), match)
 
 
 @pytest.mark.parametrize(("mutate", "match"), [
@@ -237,7 +214,7 @@ def test_p4_health_names_what_is_wrong(mutate: Mutation, match: str) -> None:
                  rf"refused event {P4_IDS['wrong-key']} has a receipt \(QUARANTINED\)", id="wrong-key-receipt"),
 ])
 def test_p4_refused_names_a_request_ig_did_not_refuse_or_that_left_a_trace(mutate: Mutation, match: str) -> None:
-    _fails(p04.check_refused, _mutated(auth_probes(), mutate), match)
+    fails(p04.check_refused, mutated(auth_probes(), mutate), match)
 
 
 @pytest.mark.parametrize(("mutate", "match"), [
@@ -267,10 +244,10 @@ def test_p4_refused_names_a_request_ig_did_not_refuse_or_that_left_a_trace(mutat
                  id="other-run-on-topic"),
 ])
 def test_p4_quarantined_names_an_event_without_its_quarantine_object(mutate: Mutation, match: str) -> None:
-    _fails(p04.check_quarantined, _mutated(auth_probes(), mutate), match)
+    fails(p04.check_quarantined, mutated(auth_probes(), mutate), match)
 
 
 def test_p2_replicas_names_a_process_that_is_not_the_services_task() -> None:
-    _fails(p02.check_single_replica,
-           _mutated(readiness(), lambda r: r["daemons"]["ig"]["process"].update(task_arn="arn:other-task")),
+    fails(p02.check_single_replica,
+           mutated(readiness(), lambda r: r["daemons"]["ig"]["process"].update(task_arn="arn:other-task")),
            r"ig: the running process is task arn:other-task, the service's task is")

@@ -8,16 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from check_records import OTHER_RUN, RUN, SCENARIO, Mutation, Record, mutated
 
 from harness.errors import Finding
 from harness.phases import p07
 
-Record = dict[str, Any]
-Mutation = Callable[[Record], object]
-
-RUN = "run-20260101t000000z-abc123"
-OTHER_RUN = "run-20260101t000000z-abc123-another-run"
-SCENARIO = "scn-seed42-n20"
 PROBES = {"invalid": "p4-invalid-980c9e9b", "other-run": "p4-other-run-980c9e9b"}
 # event id -> (partition, offset, ts_utc, payload)
 EVENTS: dict[str, tuple[int, int, str, Record]] = {
@@ -107,13 +102,8 @@ def ambiguous(event_id: str) -> Record:
     return claim_consistently(obs)
 
 
-def _mutated(obs: Record, mutate: Mutation) -> Record:
-    changed = copy.deepcopy(obs)
-    mutate(changed)
-    return changed
 
-
-def _fails(obs: Record, match: str) -> Finding:
+def judge_fails(obs: Record, match: str) -> Finding:
     with pytest.raises(Finding, match=match) as caught:
         p07.check(p07.judge(obs), *p07.FAMILIES)
     return caught.value
@@ -246,23 +236,23 @@ def test_a_reconciled_publish_ambiguous_event_passes() -> None:
                  id="dev-min-broker-lacks-a-partition"),
 ])
 def test_judge_names_each_lie_in_its_family(mutate: Mutation, match: str) -> None:
-    _fails(_mutated(observation(), mutate), match)
+    judge_fails(mutated(observation(), mutate), match)
 
 
 @pytest.mark.parametrize(("obs", "match"), [
-    pytest.param(_mutated(ambiguous("evt_c"), _drop_record("evt_c")),
+    pytest.param(mutated(ambiguous("evt_c"), _drop_record("evt_c")),
                  r"ambiguous: 1 PUBLISH_AMBIGUOUS event\(s\) not reconciled with the topic \(on it not exactly once\): "
                  r"\['evt_c'\]", id="ambiguous-not-on-topic"),
-    pytest.param(_mutated(ambiguous("evt_c"), _publish(_envelope("evt_c"))),
+    pytest.param(mutated(ambiguous("evt_c"), _publish(_envelope("evt_c"))),
                  r"ambiguous: 1 PUBLISH_AMBIGUOUS event\(s\) not reconciled .*\['evt_c'\]",
                  id="ambiguous-on-topic-twice"),
-    pytest.param(_mutated(ambiguous("evt_c"), lambda o: _summary(o)["counts"].update(PUBLISH_AMBIGUOUS=0)),
+    pytest.param(mutated(ambiguous("evt_c"), lambda o: _summary(o)["counts"].update(PUBLISH_AMBIGUOUS=0)),
                  r"summaries: IG's receipt summary claims .*'PUBLISH_AMBIGUOUS': 0", id="ambiguous-not-counted"),
-    pytest.param(_mutated(ambiguous("evt_c"), lambda o: _snapshot(o)["1"].update(acked_end_offset=2)),
+    pytest.param(mutated(ambiguous("evt_c"), lambda o: _snapshot(o)["1"].update(acked_end_offset=2)),
                  r"offsets: IG's offsets snapshot claims acknowledged ends", id="ambiguous-counted-as-acked"),
 ])
 def test_judge_names_an_unreconciled_publish_ambiguous_event(obs: Record, match: str) -> None:
-    _fails(obs, match)
+    judge_fails(obs, match)
 
 
 @pytest.mark.parametrize(("mutate", "match"), [
@@ -277,11 +267,11 @@ def test_judge_names_an_unreconciled_publish_ambiguous_event(obs: Record, match:
                  r"summaries: .*evt_z", id="summary-names-another-ambiguous-event"),
 ])
 def test_judge_names_lies_beyond_the_basic_families(mutate: Mutation, match: str) -> None:
-    _fails(_mutated(observation(), mutate), match)
+    judge_fails(mutated(observation(), mutate), match)
 
 
 def test_embedded_profile_waives_the_broker_watermark_instead_of_failing() -> None:
-    obs = _mutated(observation(profile="embedded"), lambda o: o["broker_watermarks"].update({"1": [0, 1]}))
+    obs = mutated(observation(profile="embedded"), lambda o: o["broker_watermarks"].update({"1": [0, 1]}))
     verdict = p07.judge(obs)
     p07.check(verdict, *p07.FAMILIES)
     assert verdict["problems"]["offsets"] == []
@@ -290,12 +280,12 @@ def test_embedded_profile_waives_the_broker_watermark_instead_of_failing() -> No
 
 
 def test_embedded_profile_still_compares_the_offsets_snapshot() -> None:
-    obs = _mutated(observation(profile="embedded"), lambda o: _snapshot(o)["1"].update(acked_end_offset=3))
-    _fails(obs, r"offsets: IG's offsets snapshot claims acknowledged ends")
+    obs = mutated(observation(profile="embedded"), lambda o: _snapshot(o)["1"].update(acked_end_offset=3))
+    judge_fails(obs, r"offsets: IG's offsets snapshot claims acknowledged ends")
 
 
 def test_check_names_only_the_families_asked_for() -> None:
-    verdict = p07.judge(_mutated(observation(), _publish(_envelope("evt_b"))))
+    verdict = p07.judge(mutated(observation(), _publish(_envelope("evt_b"))))
     p07.check(verdict, "summaries", "receipts_to_records", "ambiguous", "offsets")
     with pytest.raises(Finding, match=r"\[P7\.refused_not_published\+stream_view\]") as caught:
         p07.check(verdict, "refused_not_published", "stream_view")
@@ -320,7 +310,7 @@ def test_check_committed_passes_a_commit_with_its_three_summaries() -> None:
 ])
 def test_check_committed_names_a_commit_without_its_summaries(mutate: Mutation, match: str) -> None:
     with pytest.raises(Finding, match=match):
-        p07.check_committed(_mutated(commit_observed(), mutate))
+        p07.check_committed(mutated(commit_observed(), mutate))
 
 
 def rogue(*, receipted: bool) -> Record:

@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from check_records import OTHER_RUN, RUN, SCENARIO, Check, Mutation, Record, fails, mutated
 
 from harness.errors import Finding, HarnessError
 from harness.phases import p05, p06
-
-Record = dict[str, Any]
-Mutation = Callable[[Record], object]
-Check = Callable[[Record], None]
-
-RUN = "run-20260101t000000z-abc123"
-OTHER_RUN = "run-20260101t000000z-abc123-another-run"
-SCENARIO = "scn-seed42-n20"
-
-
-def _mutated(record: Record, mutate: Mutation) -> Record:
-    changed = copy.deepcopy(record)
-    mutate(changed)
-    return changed
-
-
-def _fails(check: Check, record: Record, match: str) -> Finding:
-    with pytest.raises(Finding, match=match) as caught:
-        check(record)
-    return caught.value
-
 
 # --- P5 SR gate and READY ----------------------------------------------------------------------------------------
 
@@ -128,7 +107,7 @@ def test_p5_ready_after_pass_passes_one_ready_that_follows_the_oracle_pass() -> 
                  r"run_facts_view contradicts the checker receipt", id="facts-other-receipt"),
 ])
 def test_p5_ready_after_pass_names_a_ready_that_should_not_be(mutate: Mutation, match: str) -> None:
-    _fails(p05.check_ready_after_pass, _mutated(ready_observed(), mutate), match)
+    fails(p05.check_ready_after_pass, mutated(ready_observed(), mutate), match)
 
 
 def duplicate_send() -> Record:
@@ -151,7 +130,7 @@ def test_p5_one_distinct_ready_passes_an_identical_re_emit() -> None:
     pytest.param(lambda r: r.update(sr_job=_sr_job(2)), r"the second sr exited 2", id="second-sr-exit-2"),
 ])
 def test_p5_one_distinct_ready_names_a_re_emit_that_is_not_idempotent(mutate: Mutation, match: str) -> None:
-    _fails(p05.check_one_distinct_ready, _mutated(duplicate_send(), mutate), match)
+    fails(p05.check_one_distinct_ready, mutated(duplicate_send(), mutate), match)
 
 
 REFUSED_RUN = {fault: f"{RUN}-sr-{fault}" for fault in ("closed-run", "foreign-pins", "no-pass")}
@@ -196,7 +175,7 @@ def test_p5_refused_passes_a_refusal_that_names_its_fault(fault: str) -> None:
                  r"READY record\(s\) for the refused run|READY records 1 -> 2", id="got-a-ready"),
 ])
 def test_p5_refused_names_a_refusal_that_is_not_one(fault: str, mutate: Mutation, match: str) -> None:
-    _fails(p05.check_refused, _mutated(refused(fault), mutate), match)
+    fails(p05.check_refused, mutated(refused(fault), mutate), match)
 
 
 @pytest.mark.parametrize(("fault", "other"), [
@@ -204,7 +183,7 @@ def test_p5_refused_names_a_refusal_that_is_not_one(fault: str, mutate: Mutation
     if other != fault
 ])
 def test_p5_refused_names_a_refusal_that_names_another_fault(fault: str, other: str) -> None:
-    _fails(p05.check_refused, _mutated(refused(fault), _says(REFUSALS[other])),
+    fails(p05.check_refused, mutated(refused(fault), _says(REFUSALS[other])),
            rf"sr's refusal does not name the fault \('{p05.NAMED[fault]}'\)")
 
 
@@ -218,7 +197,7 @@ def test_p5_refused_names_a_refusal_that_names_another_fault(fault: str, other: 
     pytest.param("lease", lambda r: r.update(ready_after=0), r"READY records 1 -> 0", id="lease-ready-removed"),
 ])
 def test_p5_refused_names_what_a_specific_refusal_lacks(fault: str, mutate: Mutation, match: str) -> None:
-    _fails(p05.check_refused, _mutated(refused(fault), mutate), match)
+    fails(p05.check_refused, mutated(refused(fault), mutate), match)
 
 
 # --- P6 WSP streaming --------------------------------------------------------------------------------------------
@@ -320,13 +299,13 @@ def test_p6_checks_pass_a_wsp_killed_mid_stream_and_run_again(check: Check) -> N
     pytest.param(lambda r: r.update(view_event_ids=[]), r"the harness found no stream view rows", id="no-view-rows"),
 ])
 def test_p6_streamed_from_views_names_what_did_not_come_from_the_view(mutate: Mutation, match: str) -> None:
-    _fails(p06.check_streamed_from_views, _mutated(stream_observed(), mutate), match)
+    fails(p06.check_streamed_from_views, mutated(stream_observed(), mutate), match)
 
 
 @pytest.mark.parametrize("event_id", ["evt_03", "evt_06"])
 def test_p6_order_takes_a_retried_event_at_its_first_receipt(event_id: str) -> None:
     # WSP retries a batch IG did not answer: the resent events repeat, the stream order is unchanged.
-    p06.check_order(_mutated(stream_observed(), _resend_after(RESTART, event_id)))
+    p06.check_order(mutated(stream_observed(), _resend_after(RESTART, event_id)))
 
 
 @pytest.mark.parametrize(("mutate", "match"), [
@@ -339,7 +318,7 @@ def test_p6_order_takes_a_retried_event_at_its_first_receipt(event_id: str) -> N
                  id="nothing-received"),
 ])
 def test_p6_order_names_the_first_event_out_of_stream_order(mutate: Mutation, match: str) -> None:
-    _fails(p06.check_order, _mutated(stream_observed(), mutate), match)
+    fails(p06.check_order, mutated(stream_observed(), mutate), match)
 
 
 @pytest.mark.parametrize(("record", "match"), [
@@ -348,28 +327,28 @@ def test_p6_order_names_the_first_event_out_of_stream_order(mutate: Mutation, ma
     pytest.param(stream_observed(admitted_before_kill=0),
                  rf"expected receipts from the killed attempt and the restart, found senders \['{RESTART}'\]",
                  id="killed-attempt-sent-nothing"),
-    pytest.param(_mutated(stream_observed(), _re_admitted), r"not DUPLICATE on restart: \['evt_01'\]",
+    pytest.param(mutated(stream_observed(), _re_admitted), r"not DUPLICATE on restart: \['evt_01'\]",
                  id="re-admitted-on-restart"),
-    pytest.param(_mutated(stream_observed(), lambda r: _receipt_of(RESTART, "evt_02")(r).update(status="QUARANTINED")),
+    pytest.param(mutated(stream_observed(), lambda r: _receipt_of(RESTART, "evt_02")(r).update(status="QUARANTINED")),
                  r"not DUPLICATE on restart: \['evt_02'\]", id="quarantined-on-restart"),
-    pytest.param(_mutated(stream_observed(), _re_admitted),
+    pytest.param(mutated(stream_observed(), _re_admitted),
                  r"events on the traffic topic more than once: \['evt_01'\]", id="twice-on-topic-after-restart"),
-    pytest.param(_mutated(stream_observed(), lambda r: r["topic"].append({**r["topic"][4], "offset": 7})),
+    pytest.param(mutated(stream_observed(), lambda r: r["topic"].append({**r["topic"][4], "offset": 7})),
                  r"events on the traffic topic more than once: \['evt_05'\]", id="twice-on-topic"),
-    pytest.param(_mutated(stream_observed(), lambda r: _claims(r).update(receipts={"ADMITTED": 6})),
+    pytest.param(mutated(stream_observed(), lambda r: _claims(r).update(receipts={"ADMITTED": 6})),
                  rf"WSP's summary claims 6 sent \{{'ADMITTED': 6\}}, IG's receipts for {RESTART} show "
                  r"\{'DUPLICATE': 2, 'ADMITTED': 4\}", id="summary-claims-other-statuses"),
-    pytest.param(_mutated(stream_observed(), lambda r: _claims(r).update(sent=7)),
+    pytest.param(mutated(stream_observed(), lambda r: _claims(r).update(sent=7)),
                  r"WSP's summary claims 7 sent", id="summary-claims-other-sent"),
-    pytest.param(_mutated(stream_observed(), lambda r: r["wsp_claims"].pop(f"wsp/attempts/{RESTART}.json")),
+    pytest.param(mutated(stream_observed(), lambda r: r["wsp_claims"].pop(f"wsp/attempts/{RESTART}.json")),
                  rf"no wsp/attempts summary for the completing attempt \['{RESTART}'\]", id="no-attempt-summary"),
 ])
 def test_p6_restart_names_a_restart_that_added_records_or_a_wsp_that_lies(record: Record, match: str) -> None:
-    _fails(p06.check_restart, record, match)
+    fails(p06.check_restart, record, match)
 
 
 def test_p6_restart_cannot_be_judged_when_the_first_attempt_finished() -> None:
-    record = _mutated(stream_observed(admitted_before_kill=6), lambda r: r["first_attempt"].update(exit_code=0))
+    record = mutated(stream_observed(admitted_before_kill=6), lambda r: r["first_attempt"].update(exit_code=0))
     with pytest.raises(HarnessError, match="finished before it could be killed mid-stream") as caught:
         p06.check_restart(record)
     assert not isinstance(caught.value, Finding)  # the harness's pacing failed, not the platform
@@ -399,4 +378,4 @@ def test_p6_withheld_refused_passes_a_wsp_that_names_the_view_and_sends_nothing(
                  r"wsp's refusal does not name the withheld stream view", id="view-unnamed"),
 ])
 def test_p6_withheld_refused_names_a_wsp_that_streamed_without_its_view(mutate: Mutation, match: str) -> None:
-    _fails(p06.check_withheld_refused, _mutated(withheld_view(), mutate), match)
+    fails(p06.check_withheld_refused, mutated(withheld_view(), mutate), match)
