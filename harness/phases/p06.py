@@ -17,7 +17,7 @@ from harness.phases import p01, p02, p05
 from harness.session import Certification
 from harness.wait import wait_until
 
-PACE_EPS = 20  # the first attempt is paced so that it can be killed mid-stream
+STREAM_S = 4.0  # the first attempt is paced to take about this long, so that it can be killed mid-stream
 BATCH = 2
 
 
@@ -54,7 +54,8 @@ def _stream(cert: Certification) -> dict[str, Any]:
     for key in removed:  # WSP must not need them: it reads stream views only
         s3.delete(cert.aws_session, bucket=bucket, key=key)
     receipts_before = _receipt_objects(cert, pins)
-    first = cert.compute_provider.start("wsp", env=_env(cert, pins, SPINE_WSP_PACE_EPS=str(PACE_EPS),
+    pace = max(1, round(cert.options.events / STREAM_S))
+    first = cert.compute_provider.start("wsp", env=_env(cert, pins, SPINE_WSP_PACE_EPS=str(pace),
                                                         SPINE_WSP_BATCH_SIZE=str(BATCH)))
     wait_until(lambda: _receipt_objects(cert, pins) > receipts_before or not first.alive(), timeout_s=60,
                backoff_s=0.02, max_backoff_s=0.1, err_msg="the first WSP attempt sent nothing",
@@ -75,7 +76,7 @@ def _stream(cert: Certification) -> dict[str, Any]:
         "landed_removed": [f"s3://{bucket}/{k}" for k in removed],
         "landed_remaining": [f"s3://{bucket}/{k}" for k in _landed_keys(cert, pins)],
         "first_attempt": {"pid": first.pid, "exit_code": first_exit, "requests_before_kill": receipts_at_kill,
-                          "pace_eps": PACE_EPS, "batch_size": BATCH},
+                          "pace_eps": pace, "batch_size": BATCH},
         "second_attempt": second.to_json(),
         "view_objects": view_objects,
         "view_event_ids": [str(r["event_id"]) for r in rows],
@@ -140,7 +141,7 @@ def check_restart(record: dict[str, Any]) -> None:
     first, problems = record["first_attempt"], []
     if first["exit_code"] == 0:
         raise HarnessError("the first WSP attempt finished before it could be killed mid-stream; "
-                           "the restart cannot be judged (raise PACE_EPS's effect: fewer events per second)")
+                           f"the restart cannot be judged (paced at {first['pace_eps']} events/s)")
     senders = _senders(record)
     if len(senders) < 2:
         problems.append(f"expected receipts from the killed attempt and the restart, found senders {senders}")
