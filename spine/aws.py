@@ -7,22 +7,32 @@ spine errors here.
 from __future__ import annotations
 
 import contextlib
-import functools
+import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
+import boto3.session
 import botocore.config
 import botocore.exceptions
 
 from spine.errors import NotFound, SpineError
 
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
 
-@functools.cache
+
 def client(service: str) -> Any:
-    config = botocore.config.Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5,
-                                    read_timeout=30, max_pool_connections=32)
-    return boto3.client(service, config=config)
+    """One client per service, created under a lock: IG first asks for one from its worker threads, and
+    boto3's default session is not thread-safe."""
+    with _clients_lock:
+        if service not in _clients:
+            config = botocore.config.Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5,
+                                            read_timeout=30, max_pool_connections=32)
+            # The contract names AWS_REGION; botocore itself reads only AWS_DEFAULT_REGION (S3 works without).
+            _clients[service] = boto3.session.Session().client(
+                service, region_name=os.environ.get("AWS_REGION") or None, config=config)
+        return _clients[service]
 
 
 class ConditionFailed(SpineError):

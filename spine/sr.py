@@ -47,7 +47,12 @@ def _gate(scope: RunScope) -> dict[str, Any]:
         raise _refuse(f"run {scope.platform_run_id} is closed ({scope.evidence.url(CLOSED)} exists): a stale run "
                       "is never made READY again")
     max_age = float(os.environ.get("SPINE_SR_MAX_RUN_AGE_S", "86400"))
-    pinned_at = datetime.fromisoformat(str(scope.run.get("pinned_at")))
+    try:
+        pinned_at = datetime.fromisoformat(str(scope.run.get("pinned_at")))
+    except ValueError:
+        pinned_at = None
+    if pinned_at is None or pinned_at.tzinfo is None:  # a naive time cannot be aged against UTC
+        raise _refuse(f"run.json pinned_at={scope.run.get('pinned_at')!r} is not an ISO 8601 time with a zone")
     age = (datetime.now(UTC) - pinned_at).total_seconds()
     if age > max_age:
         raise _refuse(f"run {scope.platform_run_id} is stale: pinned {age:.0f}s ago, more than "

@@ -37,15 +37,17 @@ def wait_for_ready(scope: RunScope, *, timeout_s: float) -> dict[str, Any]:
     topic, key = scope.env["SPINE_TOPIC_CONTROL"], scope.platform_run_id.encode()
 
     def valid(record: kafka.Record) -> bool:
+        if record.key != key:
+            return False
         try:
             message = json.loads(record.value)
-        except ValueError:
+            return bool(isinstance(message, dict) and message.get("type") == sr.READY
+                        and message.get("platform_run_id") == scope.platform_run_id
+                        and message.get("scenario_run_id") == scope.scenario_run_id
+                        and message.get("run_config_digest") == scope.run["run_config_digest"]
+                        and message == sr.ready_message({**message}))
+        except (ValueError, KeyError, TypeError):  # not a READY at all (e.g. fields missing): ignored
             return False
-        return (record.key == key and isinstance(message, dict) and message.get("type") == sr.READY
-                and message.get("platform_run_id") == scope.platform_run_id
-                and message.get("scenario_run_id") == scope.scenario_run_id
-                and message.get("run_config_digest") == scope.run["run_config_digest"]
-                and message == sr.ready_message({**message}))
 
     found = kafka.read(kafka.config(scope.env), topic, keep=valid, until=bool, timeout_s=timeout_s)
     if not found:

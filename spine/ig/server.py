@@ -98,6 +98,9 @@ def create_app(scope: RunScope, gate: Gate, bus: _Bus, writer_key: str) -> Flask
             written = _commit(scope, gate)
         except Conflict as exc:
             return jsonify(error=str(exc)), 409
+        except SpineError as exc:  # e.g. the bus is unreachable for the offsets snapshot: retry later
+            log.info("commit_failed", reason=str(exc))
+            return jsonify(error=f"commit not written: {exc}"), 503
         return jsonify(written), 200
 
     return app

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,11 @@ import botocore.config
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-2"
 IMAGE_DIGEST = "sha256:" + "ab" * 32
-RUN_CONFIG = {"profile": "embedded", "events": 300, "seed": 7}
-RUN_CONFIG_DIGEST = hashlib.sha256(json.dumps(RUN_CONFIG, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def config_digest(config: dict[str, Any]) -> str:
+    """The contract's run_config_digest: sha256 of the compact canonical JSON."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def client(endpoint: str) -> Any:
@@ -51,13 +55,19 @@ class Lane:
         self.source = f"s3://{self.buckets['src']}/oracle/{self.scenario}/"
         self.oracle_root = f"s3://{self.buckets['oracle']}/oracle/{self.scenario}/"
         self.evidence_root = f"s3://{self.buckets['evidence']}/runs/{self.run_id}/"
+        # Pinned like P1 does: the run config names the oracle root (SR checks it), pinned now (SR refuses stale runs).
+        self.run_config = {"profile": "embedded", "events": self.events, "seed": self.seed,
+                           "oracle_root": self.oracle_root}
+        self.run_config_digest = config_digest(self.run_config)
+        self.pinned_at = datetime.now(UTC).isoformat()
         self.put_run_json()
 
     def put_run_json(self, **overrides: Any) -> None:
         run_json = {
-            "platform_run_id": self.run_id, "scenario_run_id": self.scenario, "run_config_digest": RUN_CONFIG_DIGEST,
-            "run_config": RUN_CONFIG, "image": {"tag": "git-0123abc", "digest": IMAGE_DIGEST, "source_sha": "0123abc"},
-            "events": self.events, "handles_digest": "00" * 32, "pinned_at": "2026-11-23T10:15:00Z",
+            "platform_run_id": self.run_id, "scenario_run_id": self.scenario,
+            "run_config_digest": self.run_config_digest, "run_config": self.run_config,
+            "image": {"tag": "git-0123abc", "digest": IMAGE_DIGEST, "source_sha": "0123abc"},
+            "events": self.events, "handles_digest": "00" * 32, "pinned_at": self.pinned_at,
         }
         run_json.update(overrides)
         self.s3.put_object(Bucket=self.buckets["evidence"], Key=f"runs/{self.run_id}/run.json",
@@ -72,7 +82,7 @@ class Lane:
             **self.aws_env(),
             "REQUIRED_PLATFORM_RUN_ID": self.run_id,
             "SPINE_RUN_MANIFEST": f"s3://{self.buckets['evidence']}/runs/{self.run_id}/run.json",
-            "SPINE_RUN_CONFIG_DIGEST": RUN_CONFIG_DIGEST,
+            "SPINE_RUN_CONFIG_DIGEST": self.run_config_digest,
             "SPINE_IMAGE_DIGEST": IMAGE_DIGEST,
             "SPINE_EVIDENCE_ROOT": self.evidence_root,
             "SPINE_ORACLE_SOURCE": self.source,
