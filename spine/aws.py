@@ -36,7 +36,14 @@ def client(service: str) -> Any:
 
 
 class ConditionFailed(SpineError):
-    """A conditional write lost: the item exists (dedupe) or is held by another (lease)."""
+    """A conditional write lost: the item exists (dedupe) or is held by another (lease).
+
+    ``item`` is the item that made it lose, when the store returned it.
+    """
+
+    def __init__(self, message: str, item: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.item = item
 
 
 @contextlib.contextmanager
@@ -47,7 +54,8 @@ def _converted(operation: str) -> Iterator[None]:
         err = exc.response.get("Error", {})
         code = str(err.get("Code", "Unknown"))
         if code == "ConditionalCheckFailedException":
-            raise ConditionFailed(f"{operation}: condition failed") from exc
+            held = exc.response.get("Item")
+            raise ConditionFailed(f"{operation}: condition failed", _plain(held) if held else None) from exc
         if code in {"ParameterNotFound", "ResourceNotFoundException"}:
             raise NotFound(f"{operation}: not found ({code})") from exc
         raise SpineError(f"{operation}: {code}: {err.get('Message', exc)}") from exc
@@ -87,11 +95,26 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def put_new(table: str, item: dict[str, Any], *, key: str) -> None:
-    """Create the item only when no item has its key; raises ConditionFailed otherwise."""
+    """Create the item only when no item has its key; raises ConditionFailed carrying the held item otherwise."""
     with _converted(f"dynamodb put {table}/{item[key]}"):
         client("dynamodb").put_item(TableName=table, Item=_wire(item),
                                     ConditionExpression="attribute_not_exists(#k)",
-                                    ExpressionAttributeNames={"#k": key})
+                                    ExpressionAttributeNames={"#k": key},
+                                    ReturnValuesOnConditionCheckFailure="ALL_OLD")
+
+
+def put_all(table: str, items: list[dict[str, Any]]) -> None:
+    """Unconditional puts, 25 per BatchWriteItem call; unprocessed items are sent again until none remain."""
+    for start in range(0, len(items), 25):
+        pending = [{"PutRequest": {"Item": _wire(item)}} for item in items[start:start + 25]]
+        for _ in range(10):
+            with _converted(f"dynamodb batch write {table}"):
+                answer = client("dynamodb").batch_write_item(RequestItems={table: pending})
+            pending = answer.get("UnprocessedItems", {}).get(table, [])
+            if not pending:
+                break
+        if pending:
+            raise SpineError(f"dynamodb batch write {table}: {len(pending)} item(s) still unprocessed")
 
 
 def put_if(table: str, item: dict[str, Any], *, condition: str, names: dict[str, str],
@@ -106,15 +129,6 @@ def get(table: str, key: dict[str, str]) -> dict[str, Any] | None:
     with _converted(f"dynamodb get {table}/{next(iter(key.values()))}"):
         found = client("dynamodb").get_item(TableName=table, Key=_wire(key), ConsistentRead=True).get("Item")
     return _plain(found) if found else None
-
-
-def update(table: str, key: dict[str, str], fields: dict[str, Any]) -> None:
-    names = {f"#f{i}": name for i, name in enumerate(fields)}
-    values = {f":v{i}": value for i, value in enumerate(fields.values())}
-    expression = "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
-    with _converted(f"dynamodb update {table}/{next(iter(key.values()))}"):
-        client("dynamodb").update_item(TableName=table, Key=_wire(key), UpdateExpression=expression,
-                                       ExpressionAttributeNames=names, ExpressionAttributeValues=_wire(values))
 
 
 def delete_if(table: str, key: dict[str, str], *, field: str, equals: str) -> None:

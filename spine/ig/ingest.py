@@ -78,7 +78,8 @@ class Gate:
             else:
                 seen[event["event_id"]] = i
                 candidates.append(i)
-        claims = list(self._pool.map(lambda i: self._claim(batch[i]), candidates))
+        digests = {i: events.payload_sha256(batch[i]) for i in (*candidates, *later)}
+        claims = list(self._pool.map(lambda i: self._claim(batch[i], digests[i]), candidates))
         publish: list[tuple[int, _Delivery]] = []
         for i, claim in zip(candidates, claims, strict=True):
             if claim is None:
@@ -89,15 +90,17 @@ class Gate:
         deadline = time.monotonic() + self.settings.delivery_timeout_s + 5
         for _, delivery in publish:
             delivery.done.wait(max(0.0, deadline - time.monotonic()))
-        receipts_by_index = dict(zip((i for i, _ in publish),
-                                     self._pool.map(lambda pair: self._settle(batch[pair[0]], pair[1]), publish),
-                                     strict=True))
-        for i, receipt in receipts_by_index.items():
+        settled = [self._settle(batch[i], digests[i], delivery) for i, delivery in publish]
+        # The outcomes are durable in the dedupe table before any receipt names them (25 items per call).
+        items = [item for _, item in settled]
+        list(self._pool.map(lambda chunk: aws.put_all(self.settings.dedupe_table, chunk),
+                            [items[k:k + 25] for k in range(0, len(items), 25)]))
+        for (i, _), (receipt, _) in zip(publish, settled, strict=True):
             receipts[i] = receipt
         for i in later:
-            first = receipts[seen[batch[i]["event_id"]]] or {}
-            same = events.payload_sha256(batch[i]) == events.payload_sha256(batch[seen[batch[i]["event_id"]]])
-            if not same:
+            first_index = seen[batch[i]["event_id"]]
+            first = receipts[first_index] or {}
+            if digests[i] != digests[first_index]:
                 receipts[i] = self._quarantine(batch[i], i, "identity conflict: same event_id, different payload")
             else:
                 receipts[i] = {**first, "status": DUPLICATE if first.get("status") == ADMITTED else first["status"],
@@ -130,17 +133,16 @@ class Gate:
     def _dedupe_key(self, event: dict[str, Any]) -> str:
         return f"{self.scope.platform_run_id}/{event['event_id']}"
 
-    def _claim(self, event: dict[str, Any]) -> dict[str, Any] | None:
+    def _claim(self, event: dict[str, Any], digest: str) -> dict[str, Any] | None:
         """None when this request owns the identity; otherwise the receipt the earlier claim implies."""
-        key, digest = self._dedupe_key(event), events.payload_sha256(event)
+        key = self._dedupe_key(event)
         try:
             aws.put_new(self.settings.dedupe_table, {"dedupe_key": key, "payload_sha256": digest, "state": PENDING,
                                                      "platform_run_id": self.scope.platform_run_id},
                         key="dedupe_key")
             return None
-        except aws.ConditionFailed:
-            pass
-        held = aws.get(self.settings.dedupe_table, {"dedupe_key": key}) or {}
+        except aws.ConditionFailed as lost:
+            held = lost.item or aws.get(self.settings.dedupe_table, {"dedupe_key": key}) or {}
         base = {"event_id": event["event_id"], "payload_sha256": digest}
         if held.get("payload_sha256") != digest:
             return {**base, "status": QUARANTINED, "reason": "identity conflict: event_id already admitted with "
@@ -169,17 +171,17 @@ class Gate:
             delivery.done.set()
         return delivery
 
-    def _settle(self, event: dict[str, Any], delivery: _Delivery) -> dict[str, Any]:
-        base = {"event_id": event["event_id"], "payload_sha256": events.payload_sha256(event)}
-        key = {"dedupe_key": self._dedupe_key(event)}
+    def _settle(self, event: dict[str, Any], digest: str,
+                delivery: _Delivery) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The receipt of a publish and the dedupe item that records its outcome."""
+        base = {"event_id": event["event_id"], "payload_sha256": digest}
+        item = {"dedupe_key": self._dedupe_key(event), "payload_sha256": digest,
+                "platform_run_id": self.scope.platform_run_id}
         if delivery.done.is_set() and delivery.error is None:
-            aws.update(self.settings.dedupe_table, key, {"state": ADMITTED, "topic": self.settings.topic,
-                                                         "partition": delivery.partition, "offset": delivery.offset})
-            return {**base, "status": ADMITTED, "topic": self.settings.topic, "partition": delivery.partition,
-                    "offset": delivery.offset}
+            placed = {"topic": self.settings.topic, "partition": delivery.partition, "offset": delivery.offset}
+            return {**base, "status": ADMITTED, **placed}, {**item, "state": ADMITTED, **placed}
         error = delivery.error or "no delivery report before the deadline"
-        aws.update(self.settings.dedupe_table, key, {"state": AMBIGUOUS, "error": error})
-        return {**base, "status": AMBIGUOUS, "reason": error}
+        return {**base, "status": AMBIGUOUS, "reason": error}, {**item, "state": AMBIGUOUS, "error": error}
 
     def _quarantine(self, event: Any, index: int, reason: str) -> dict[str, Any]:
         event_id = event.get("event_id") if isinstance(event, dict) else None
