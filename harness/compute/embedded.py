@@ -16,7 +16,7 @@ from harness.aws import AwsSession, ecs
 from harness.compute.base import JobResult
 from harness.compute.process import Started
 from harness.errors import EvidenceError
-from harness.substrate.base import _die_with_parent
+from harness.substrate.base import die_with_parent
 
 ENGINE = "engine"  # the Data Engine: upstream of the platform, shipped in the same artifact
 
@@ -102,7 +102,7 @@ class EmbeddedCompute:
         log_path = logs / f"{len(self.started) + 1:03d}-{mode}.log"
         with log_path.open("wb") as out:
             popen = subprocess.Popen(argv, env=child_env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
-                                     stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+                                     stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
         started = Started(mode=mode, popen=popen, log_path=log_path, run_id=env.get("REQUIRED_PLATFORM_RUN_ID"),
                           task_arn=task_arn, service=service)
         if task_arn is not None and self.aws is not None and self.cluster:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from harness import redact
-from harness.errors import SubstrateError
 from harness.substrate.base import pid_alive, terminate_process_group
 
 
@@ -61,8 +60,6 @@ class Started:
         if self.popen.poll() is None:
             try:
                 terminate_process_group(self.pid, name=f"{self.mode} (pid {self.pid})", timeout_s=timeout_s)
-            except SubstrateError:
-                raise
             finally:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self.popen.wait(timeout=5)

@@ -39,7 +39,7 @@ def ensure_port_free(port: int, *, operation: str) -> None:
             raise PortInUse(port, operation=operation) from exc
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """Ask the kernel to SIGTERM the child when the harness dies, even by SIGKILL."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -148,7 +148,7 @@ class ProcessPart(Part):
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
-                    preexec_fn=None if self.detached else _die_with_parent,
+                    preexec_fn=None if self.detached else die_with_parent,
                     env=self.environment(),
                 )
             except OSError as exc:
