@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import packaging
+from harness import packaging, redact
 from harness.compute import EmbeddedCompute
 from harness.substrate import pid_alive
 from harness.wait import wait_until
@@ -53,17 +53,24 @@ def test_stop_all_ends_a_started_daemon(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_a_certification_stops_the_ig_daemon(tmp_path: Path) -> None:
+def test_ctrl_c_during_a_certification_stops_the_ig_daemon_and_its_key_is_nowhere(tmp_path: Path) -> None:
     cert_id = f"cert-lifetime-{uuid.uuid4().hex[:6]}"
     run_id = cert_id.replace("cert-", "run-", 1)
+    key_file = tmp_path / "writer-key"
+    env = {**os.environ, "SPINE_WRITER_KEY_OUT": str(key_file),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", str(ROOT / "features"), "--rootdir", str(ROOT), "--cert-id", cert_id,
-         "--reports-dir", str(tmp_path), "-p", "no:cacheprovider", "-q"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+         "--reports-dir", str(tmp_path), "-p", "no:cacheprovider", "-p", "writer_key", "-q",
+         "--alluredir", str(tmp_path / "allure-results")],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
+    reconciled = tmp_path / "certifications" / cert_id / "runs" / run_id / "ingest" / "reconciliation.json"
     try:
-        daemons = wait_until(lambda: proc.poll() is None and _platform_pids(run_id, mode="ig"), timeout_s=600,
-                             backoff_s=0.5, err_msg="the certification never started the IG daemon for its run")
+        # Interrupted once IG, WSP and the harness have all used the writer key (P4, P6, P7), while IG serves.
+        daemons = wait_until(lambda: proc.poll() is None and reconciled.exists() and
+                             _platform_pids(run_id, mode="ig"), timeout_s=900, backoff_s=0.5,
+                             err_msg="the certification never reached P7 with its IG daemon running")
         os.kill(proc.pid, signal.SIGINT)
         output = proc.communicate(timeout=300)[0].decode(errors="replace")
     finally:
@@ -78,5 +85,11 @@ def test_ctrl_c_during_a_certification_stops_the_ig_daemon(tmp_path: Path) -> No
     logs = [p.read_text() for p in (bundle / "platform").glob("*-ig.log")]
     assert logs and all('"event": "stopped"' in text for text in logs), logs
     gates = json.loads((bundle / "gates.json").read_text())
+    key = key_file.read_text()
+    assert len(key) >= 32
+    workdir = ROOT / ".spine-certify" / "work" / cert_id
+    for tree in (bundle, tmp_path / "allure-results", workdir):
+        assert redact.find_in_tree(tree, key) == [], tree
+    assert key not in output
     assert gates["verdict"] != "CERTIFIED"
     assert any("interrupted" in note for phase in gates["phases"] for note in phase["notes"])
