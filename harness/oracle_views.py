@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from harness.aws import AwsSession, s3
-from harness.errors import Finding, NotFound
+from harness.errors import Finding
 
 # The contract's outputs (docs/platform-contract.md §4) and the column that identifies a row of each.
 # Sort keys are not pinned here: they come from the Data Engine's `_manifest.json`, the upstream authority.
@@ -75,10 +75,7 @@ def _sample(values: pa.Array) -> list[str]:
 
 def _get(aws: AwsSession, url: str) -> bytes | None:
     bucket, key = s3.split_url(url)
-    try:
-        return s3.get_bytes(aws, bucket=bucket, key=key)
-    except NotFound:
-        return None
+    return s3.get_optional(aws, bucket=bucket, key=key)
 
 
 def _parse(data: bytes | None) -> Any:

@@ -96,11 +96,7 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
 
 def put_new(table: str, item: dict[str, Any], *, key: str) -> None:
     """Create the item only when no item has its key; raises ConditionFailed carrying the held item otherwise."""
-    with _converted(f"dynamodb put {table}/{item[key]}"):
-        client("dynamodb").put_item(TableName=table, Item=_wire(item),
-                                    ConditionExpression="attribute_not_exists(#k)",
-                                    ExpressionAttributeNames={"#k": key},
-                                    ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    put_if(table, item, condition="attribute_not_exists(#k)", names={"#k": key})
 
 
 def put_all(table: str, items: list[dict[str, Any]]) -> None:
@@ -118,11 +114,13 @@ def put_all(table: str, items: list[dict[str, Any]]) -> None:
 
 
 def put_if(table: str, item: dict[str, Any], *, condition: str, names: dict[str, str],
-           values: dict[str, Any]) -> None:
-    """A conditional put with an explicit condition expression."""
+           values: dict[str, Any] | None = None) -> None:
+    """A conditional put; when the condition fails, ConditionFailed carries the item that held the key."""
+    extra = {"ExpressionAttributeValues": _wire(values)} if values else {}
     with _converted(f"dynamodb conditional put {table}"):
         client("dynamodb").put_item(TableName=table, Item=_wire(item), ConditionExpression=condition,
-                                    ExpressionAttributeNames=names, ExpressionAttributeValues=_wire(values))
+                                    ExpressionAttributeNames=names, ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                                    **extra)
 
 
 def get(table: str, key: dict[str, str]) -> dict[str, Any] | None:

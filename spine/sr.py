@@ -101,8 +101,8 @@ def _take_lease(table: str, run_id: str) -> str:
                    condition="attribute_not_exists(#k) OR #e < :now", names={"#k": "platform_run_id",
                                                                               "#e": "expires_at"},
                    values={":now": now})
-    except aws.ConditionFailed:
-        held = aws.get(table, {"platform_run_id": run_id}) or {}
+    except aws.ConditionFailed as lost:
+        held = lost.item or aws.get(table, {"platform_run_id": run_id}) or {}
         raise _refuse(f"the lease for run {run_id} is held by {held.get('holder')} until "
                       f"{datetime.fromtimestamp(float(held.get('expires_at', 0)), UTC).isoformat()}") from None
     return holder

@@ -57,6 +57,14 @@ def protections(aws: AwsSession, *, bucket: str) -> dict[str, Any]:
     return {"versioning": versioning, "public_access_block": dict(pab), "encryption": algorithms}
 
 
+def get_optional(aws: AwsSession, *, bucket: str, key: str) -> bytes | None:
+    """The object's bytes, or None when it does not exist (one request, not a HEAD then a GET)."""
+    try:
+        return get_bytes(aws, bucket=bucket, key=key)
+    except NotFound:
+        return None
+
+
 def key_exists(aws: AwsSession, *, bucket: str, key: str) -> bool:
     try:
         with converted(f"s3.head_object s3://{bucket}/{key}"):
@@ -93,8 +101,17 @@ def last_modified(aws: AwsSession, *, bucket: str, key: str) -> float:
 
 def get_json(aws: AwsSession, *, bucket: str, key: str) -> Any:
     """An object parsed as JSON; a non-JSON object is an EvidenceError naming it."""
-    raw = get_bytes(aws, bucket=bucket, key=key)
+    return parse_json(get_bytes(aws, bucket=bucket, key=key), where=f"s3://{bucket}/{key}")
+
+
+def get_json_optional(aws: AwsSession, *, bucket: str, key: str) -> Any:
+    """Like ``get_json``, or None when the object does not exist."""
+    raw = get_optional(aws, bucket=bucket, key=key)
+    return None if raw is None else parse_json(raw, where=f"s3://{bucket}/{key}")
+
+
+def parse_json(raw: bytes, *, where: str) -> Any:
     try:
         return json.loads(raw)
     except ValueError as exc:
-        raise EvidenceError(f"s3://{bucket}/{key} is not JSON: {exc}") from exc
+        raise EvidenceError(f"{where} is not JSON: {exc}") from exc

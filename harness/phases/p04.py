@@ -76,8 +76,7 @@ def _probe(cert: Certification) -> dict[str, Any]:
         url_q = r.get("quarantine")
         if url_q:
             bucket, key = s3.split_url(url_q)
-            quarantined[url_q] = s3.get_json(cert.aws_session, bucket=bucket, key=key) if s3.key_exists(
-                cert.aws_session, bucket=bucket, key=key) else None
+            quarantined[url_q] = s3.get_json_optional(cert.aws_session, bucket=bucket, key=key)
     record = {
         "platform_run_id": pins.platform_run_id, "event_ids": ids,
         "answers": {"no_key": no_key.to_json(), "wrong_key": wrong_key.to_json(), "writer_key": right.to_json()},

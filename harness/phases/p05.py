@@ -61,8 +61,8 @@ def _ready(cert: Certification) -> dict[str, Any]:
     bucket, prefix = s3.split_url(pins.evidence_root)
     receipt = s3.get_bytes(cert.aws_session, bucket=bucket, key=f"{prefix}oracle/checker_receipt.json")
     facts_key = f"{prefix}sr/run_facts_view.json"
-    facts = s3.get_json(cert.aws_session, bucket=bucket, key=facts_key) if s3.key_exists(
-        cert.aws_session, bucket=bucket, key=facts_key) else None
+    facts_bytes = s3.get_optional(cert.aws_session, bucket=bucket, key=facts_key)
+    facts = None if facts_bytes is None else s3.parse_json(facts_bytes, where=f"s3://{bucket}/{facts_key}")
     check_job = next((j for j in lane["jobs"] if j["mode"] == "oracle-check"), None)
     record = {
         "platform_run_id": pins.platform_run_id,
@@ -76,9 +76,8 @@ def _ready(cert: Certification) -> dict[str, Any]:
         "ready_records": readies(history, pins.platform_run_id),
         "run_facts_view": facts,
     }
-    if facts is not None:
-        cert.evidence_bytes(f"runs/{pins.platform_run_id}/sr/run_facts_view.json",
-                            s3.get_bytes(cert.aws_session, bucket=bucket, key=facts_key))
+    if facts_bytes is not None:
+        cert.evidence_bytes(f"runs/{pins.platform_run_id}/sr/run_facts_view.json", facts_bytes)
     cert.evidence(f"runs/{pins.platform_run_id}/sr/ready_observed.json", record)
     return record
 

@@ -39,11 +39,10 @@ def _commit(cert: Certification) -> dict[str, Any]:
     bucket, prefix = s3.split_url(pins.evidence_root)
     claims: dict[str, Any] = {}
     for relative in SUMMARIES:
-        key = prefix + relative
-        if s3.key_exists(cert.aws_session, bucket=bucket, key=key):
-            body = s3.get_bytes(cert.aws_session, bucket=bucket, key=key)
+        body = s3.get_optional(cert.aws_session, bucket=bucket, key=prefix + relative)
+        if body is not None:
             cert.evidence_bytes(f"runs/{pins.platform_run_id}/{relative}", body)
-            claims[relative] = json.loads(body)
+            claims[relative] = s3.parse_json(body, where=f"s3://{bucket}/{prefix}{relative}")
     record = {"platform_run_id": pins.platform_run_id, "answer": answer.to_json(), "claims": claims}
     cert.evidence(f"runs/{pins.platform_run_id}/ingest/commit_observed.json", record)
     return record
