@@ -8,6 +8,8 @@ pytest_plugins = [
     "steps.run_pinning",
     "steps.daemons",
     "steps.ingress",
+    "steps.pipeline",
+    "steps.closure",
     "steps.oracle",
     "steps.teardown",
 ]

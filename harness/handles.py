@@ -17,8 +17,8 @@ MODES = (
     "ig", "rtdl", "decision-lane", "case-labels", "reporter",
 )  # fmt: skip
 BUCKET_ROLES = ("oracle_source", "oracle", "evidence", "archive", "quarantine")
-TABLE_ROLES = ("tf_lock", "ig_dedupe", "sr_lease")
-TOPIC_ROLES = ("control", "traffic", "decision", "case", "audit")
+TABLE_ROLES = ("tf_lock", "ig_dedupe", "sr_lease", "reporter_lock")
+TOPIC_ROLES = ("control", "traffic", "rtdl", "decision", "case", "audit")
 SSM_ROLES = ("confluent_bootstrap", "confluent_api_key", "confluent_api_secret", "ig_api_key", "db_dsn")
 SECURE_SSM_ROLES = ("confluent_api_key", "confluent_api_secret", "ig_api_key", "db_dsn")
 DEMO_SSM_ROLES = ("ig_api_key", "db_dsn")
@@ -53,6 +53,7 @@ SCHEMA: dict[str, Any] = {
     "network": {"vpc_cidr": _STR},
     "logs": {"group_prefix": _STR},
     "database": {"name": _STR, "user": _STR},
+    "thresholds": {"rtdl_caught_up_lag_max": _INT},
     "budget": {
         "name": _STR,
         "limit_usd": _NUM,
@@ -103,6 +104,7 @@ class Handles:
     vpc_cidr: str
     log_group_prefix: str
     database: dict[str, str]
+    thresholds: dict[str, int]
     budget: dict[str, Any]
 
     def bucket(self, role: str) -> Bucket:
@@ -223,6 +225,7 @@ def load(path: str | Path, *, profile: str | None = None) -> Handles:
         vpc_cidr=raw["network"]["vpc_cidr"],
         log_group_prefix=raw["logs"]["group_prefix"],
         database=dict(raw["database"]),
+        thresholds=dict(raw["thresholds"]),
         budget=dict(raw["budget"]),
     )
 

@@ -330,9 +330,20 @@ class Certification:
         raise HarnessError("no local broker in this profile")
 
     def database_dsn(self) -> str:
+        """The platform role's DSN (what the demo stack puts in SSM)."""
+        return self._postgres().dsn
+
+    def database_owner_dsn(self) -> str | None:
+        """The owner's DSN, for applying the schema; None where the harness does not own the database."""
         for part in self.substrate.parts:
             if isinstance(part, PostgresCluster):
-                return part.dsn
+                return part.owner_dsn
+        return None
+
+    def _postgres(self) -> PostgresCluster:
+        for part in self.substrate.parts:
+            if isinstance(part, PostgresCluster):
+                return part
         raise HarnessError("no local database in this profile")
 
     @property

@@ -123,6 +123,18 @@ def put_if(table: str, item: dict[str, Any], *, condition: str, names: dict[str,
                                     **extra)
 
 
+def update_if(table: str, key: dict[str, str], *, update: str, condition: str, names: dict[str, str],
+              values: dict[str, Any]) -> dict[str, Any]:
+    """A conditional UpdateItem; returns the item as written (ALL_NEW). When the condition fails,
+    ConditionFailed carries the item as it was (ALL_OLD), or None when there was none."""
+    with _converted(f"dynamodb conditional update {table}/{next(iter(key.values()))}"):
+        answer = client("dynamodb").update_item(
+            TableName=table, Key=_wire(key), UpdateExpression=update, ConditionExpression=condition,
+            ExpressionAttributeNames=names, ExpressionAttributeValues=_wire(values), ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    return _plain(answer.get("Attributes", {}))
+
+
 def get(table: str, key: dict[str, str]) -> dict[str, Any] | None:
     with _converted(f"dynamodb get {table}/{next(iter(key.values()))}"):
         found = client("dynamodb").get_item(TableName=table, Key=_wire(key), ConsistentRead=True).get("Item")

@@ -20,6 +20,10 @@ RUNNERS = {
     "sr": "spine.sr",
     "wsp": "spine.wsp",
     "ig": "spine.ig.server",
+    "rtdl": "spine.rtdl",
+    "decision-lane": "spine.decision_lane",
+    "case-labels": "spine.case_labels",
+    "reporter": "spine.reporter",
 }
 USAGE = f"usage: python -m spine <mode> [--contract]; modes: {', '.join(MODES)}"
 

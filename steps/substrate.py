@@ -70,7 +70,7 @@ def _(resolution: dict[str, Any]) -> None:
     p00.check_family(resolution, "ecr")
 
 
-@then("the database named by the DSN in SSM answers a query")
+@then("the database named by the DSN in SSM answers as a role that may only read and append its tables")
 def _(resolution: dict[str, Any]) -> None:
     p00.check_family(resolution, "database")
 

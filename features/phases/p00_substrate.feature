@@ -25,7 +25,7 @@ Feature: P0 substrate readiness
     And the ECS cluster, task families and services exist
     And every DynamoDB table exists with its pinned key
     And the ECR repository exists with immutable tags
-    And the database named by the DSN in SSM answers a query
+    And the database named by the DSN in SSM answers as a role that may only read and append its tables
 
   Scenario: No NAT gateway in the project's VPCs
     Given the core and demo stacks are applied

@@ -44,3 +44,16 @@ def put_new(aws: AwsSession, *, table: str, item: dict[str, Any], key: str) -> N
 def delete_item(aws: AwsSession, *, table: str, key: dict[str, str]) -> None:
     with converted(f"dynamodb.delete_item {table}"):
         aws.client("dynamodb").delete_item(TableName=table, Key=_wire(key))
+
+
+def update_if(aws: AwsSession, *, table: str, key: dict[str, str], update: str, condition: str,
+              names: dict[str, str] | None = None, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One conditional UpdateItem; returns the item as written (raises PreconditionFailed when the condition fails)."""
+    request: dict[str, Any] = {"TableName": table, "Key": _wire(key), "UpdateExpression": update,
+                               "ConditionExpression": condition, "ReturnValues": "ALL_NEW"}
+    if names:
+        request["ExpressionAttributeNames"] = names
+    if values:
+        request["ExpressionAttributeValues"] = _wire(values)
+    with converted(f"dynamodb.update_item {table}"):
+        return _plain(aws.client("dynamodb").update_item(**request)["Attributes"])

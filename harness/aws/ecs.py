@@ -163,6 +163,9 @@ def service_tasks(aws: AwsSession, *, cluster: str, service: str) -> list[dict[s
         if not arns:
             return []
         tasks = client.describe_tasks(cluster=cluster, tasks=arns, include=["TAGS"])["tasks"]
+    # A service's tasks carry group `service:<name>`; the emulator's list_tasks ignores serviceName, so the
+    # group is checked here too (a no-op on ECS itself).
     return [{"arn": t["taskArn"], "group": t.get("group"), "desired_status": t.get("desiredStatus"),
              "last_status": t.get("lastStatus"), "task_definition": t.get("taskDefinitionArn"),
-             "tags": {tag["key"]: tag["value"] for tag in t.get("tags", [])}} for t in tasks]
+             "tags": {tag["key"]: tag["value"] for tag in t.get("tags", [])}} for t in tasks
+            if t.get("group") == f"service:{service}" and t.get("desiredStatus") == "RUNNING"]

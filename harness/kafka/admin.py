@@ -6,7 +6,7 @@ import concurrent.futures
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness.errors import SubstrateError
@@ -76,3 +76,34 @@ def ensure_topics(
             else:
                 raise _error(exc, f"kafka.create_topics({name})") from exc
     return outcome
+
+
+
+def _group_client(conn: KafkaConnection, group: str) -> Consumer:
+    """A client of ``group`` that never joins it (no subscribe): OffsetFetch and OffsetCommit only."""
+    return Consumer({**conn.client_config(), "group.id": group, "enable.auto.commit": False, "log_level": 0})
+
+
+def committed_offsets(conn: KafkaConnection, group: str, topic: str, partitions: int, *,
+                      timeout_s: float = 10.0) -> dict[int, int | None]:
+    """A consumer group's committed offset per partition as the broker holds it (None: nothing committed)."""
+    client = _group_client(conn, group)
+    try:
+        found = client.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=timeout_s)
+    except KafkaException as exc:
+        raise _error(exc, f"kafka.offset_fetch {group}") from exc
+    finally:
+        client.close()
+    return {int(tp.partition): int(tp.offset) if tp.offset >= 0 else None for tp in found}
+
+
+def set_group_offsets(conn: KafkaConnection, group: str, topic: str, offsets: dict[int, int], *,
+                      timeout_s: float = 10.0) -> None:
+    """Move an idle consumer group's committed offsets, as an operator's offset reset does."""
+    client = _group_client(conn, group)
+    try:
+        client.commit(offsets=[TopicPartition(topic, p, o) for p, o in sorted(offsets.items())], asynchronous=False)
+    except KafkaException as exc:
+        raise _error(exc, f"kafka.offset_commit {group}") from exc
+    finally:
+        client.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,26 @@ def read_all(conn: KafkaConnection, topic: str, *, min_end: dict[int, int] | Non
     The end is where the broker reports end-of-partition and, per partition, at least ``min_end``
     (the end offsets acknowledged to producers: a broker watermark alone is not trusted).
     """
+    records, shortfall = _read(conn, topic, min_end=min_end, until=None, timeout_s=timeout_s)
+    if shortfall:
+        raise Timeout(f"reading {topic}: {shortfall}", operation=f"kafka.read {topic}")
+    return records
+
+
+def read_until(conn: KafkaConnection, topic: str, until: Callable[[list[Record]], bool], *,
+               timeout_s: float = 30.0) -> tuple[list[Record], str | None]:
+    """Every record from offset 0 until the end of every partition is reported *and* ``until`` holds.
+
+    For topics whose end offsets no producer acknowledged to the harness (the broker's end-of-partition
+    alone is not trusted): ``until`` states what must have been read (e.g. one record per admitted event).
+    Returns what was read and, when ``until`` never held within ``timeout_s``, why (a finding, not an error:
+    the records that are missing are the observation).
+    """
+    return _read(conn, topic, min_end=None, until=until, timeout_s=timeout_s)
+
+
+def _read(conn: KafkaConnection, topic: str, *, min_end: dict[int, int] | None,
+          until: Callable[[list[Record]], bool] | None, timeout_s: float) -> tuple[list[Record], str | None]:
     state = describe_topics(conn, [topic])[topic]
     if state.partitions is None:
         raise SubstrateError("UnknownTopic", f"topic {topic} does not exist", operation=f"kafka.read {topic}")
@@ -47,15 +68,25 @@ def read_all(conn: KafkaConnection, topic: str, *, min_end: dict[int, int] | Non
         position: dict[int, int] = {}
         at_end: set[int] = set()
         deadline = time.monotonic() + timeout_s
+        checked = -1  # how many records ``until`` last saw: it is asked again only when more arrived
 
         def done() -> bool:
-            return len(at_end) == state.partitions and all(position.get(p, 0) >= end for p, end in wanted.items())
+            nonlocal checked
+            if len(at_end) != state.partitions or any(position.get(p, 0) < end for p, end in wanted.items()):
+                return False
+            if until is None:
+                return True
+            if checked == len(records):
+                return False
+            checked = len(records)
+            return until(records)
 
         while not done():
             if time.monotonic() > deadline:
                 short = {p: (position.get(p, 0), end) for p, end in wanted.items() if position.get(p, 0) < end}
-                raise Timeout(f"reading {topic}: partitions at end {sorted(at_end)} of {state.partitions}; "
-                              f"below the acknowledged end (position, end): {short}", operation=f"kafka.read {topic}")
+                return records, (f"partitions at end {sorted(at_end)} of {state.partitions}; "
+                                 + (f"below the acknowledged end (position, end): {short}" if short
+                                    else f"what had to be read was not there within {timeout_s:.0f}s"))
             msg = consumer.poll(0.2)
             if msg is None:
                 continue
@@ -71,7 +102,7 @@ def read_all(conn: KafkaConnection, topic: str, *, min_end: dict[int, int] | Non
             key = msg.key()
             records.append(Record(topic, partition, offset, key.encode() if isinstance(key, str) else key,
                                   msg.value() or b"", msg.timestamp()[1]))
-        return records
+        return records, None
     except KafkaException as exc:
         raise SubstrateError("KafkaException", str(exc), operation=f"kafka.read {topic}") from exc
     finally:

@@ -40,6 +40,7 @@ def _apply(cert: Certification) -> dict[str, Any]:
             cert.kafka(), cert.handles.topics, replication_factor=cert.handles.replication_factor
         )
         snapshot["stacks"]["demo"] = _apply_stack(cert, "demo")
+        snapshot["database_schema"] = _apply_schema(cert)
     except HarnessError as exc:
         snapshot["error"] = str(exc)
         for name in ("core", "demo"):  # what ran is recorded even when it failed
@@ -53,6 +54,15 @@ def _apply(cert: Certification) -> dict[str, Any]:
             snapshot["terraform"] = f"unknown ({exc})"
         cert.evidence("substrate/apply_snapshot.json", snapshot)
     return snapshot
+
+
+def _apply_schema(cert: Certification) -> dict[str, Any]:
+    """The platform's tables, applied by the database owner (infra/db/schema.sql); P0 then checks them."""
+    owner_dsn = cert.database_owner_dsn()
+    if owner_dsn is None:
+        return {"applied": False, "reason": "the harness does not own this database: apply infra/db/schema.sql "
+                "as its owner (psql -v platform_role=<role> -f infra/db/schema.sql); P0 checks the result"}
+    return {"applied": True, **db.apply_schema(owner_dsn, cert.handles.database["user"])}
 
 
 def demo_network(cert: Certification) -> Network | None:
@@ -229,10 +239,33 @@ def _database(cert: Certification) -> list[dict[str, Any]]:
         problems.append(f"no DSN at SSM {path}")
     else:
         try:
-            observed = {"server_version": db.probe(param.value), "query": "select version()"}
+            observed = {"server_version": db.probe(param.value), "query": "select version()",
+                        "append_only": db.append_only_posture(param.value)}
         except SubstrateError as exc:
             problems.append(f"the database at SSM {path} does not answer: {exc}")
+        else:
+            problems += _append_only_problems(observed["append_only"], cert.handles.database["user"])
     return [_entry("database", {"dsn_from": path, "name": cert.handles.database["name"]}, observed, problems)]
+
+
+def _append_only_problems(posture: dict[str, Any], role: str) -> list[str]:
+    problems = []
+    if posture["role"] != role:
+        problems.append(f"the DSN in SSM logs in as {posture['role']!r}, pinned {role!r}")
+    if posture["superuser"]:
+        problems.append(f"the platform role {posture['role']!r} is a superuser: no privilege can hold it")
+    for table, found in posture["tables"].items():
+        if not found["exists"]:
+            problems.append(f"table {table} does not exist (apply infra/db/schema.sql)")
+            continue
+        granted = sorted(p for p in ("UPDATE", "DELETE", "TRUNCATE") if found["privileges"][p])
+        if granted:
+            problems.append(f"the platform role may {'/'.join(granted)} {table}: it must be append-only")
+        if not found["privileges"]["INSERT"] or not found["privileges"]["SELECT"]:
+            problems.append(f"the platform role cannot INSERT and SELECT {table}")
+        if not found["append_only_triggers"]:
+            problems.append(f"table {table} has no append-only trigger")
+    return problems
 
 
 _RESOLVERS = {"buckets": _buckets, "ssm": _ssm, "topics": _topics, "ecs": _ecs,

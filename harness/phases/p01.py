@@ -63,6 +63,7 @@ def pin(cert: Certification, *, label: str = MAIN) -> Pins:
         "oracle_root": f"s3://{h.bucket('oracle').name}/{oracle_root}{scenario}/",
         "evidence_root": f"s3://{h.bucket('evidence').name}/runs/{platform_run_id}/",
         "topics": h.topics,
+        "rtdl_caught_up_lag_max": h.thresholds["rtdl_caught_up_lag_max"],
     }
     digest = config_digest(config)
     started = [j for j in _history(cert) if j.run_id == platform_run_id]
@@ -129,7 +130,15 @@ def bus_env(cert: Certification) -> dict[str, str]:
         "SPINE_IG_DEDUPE_TABLE": h.tables["ig_dedupe"].name,
         "SPINE_SR_LEASE_TABLE": h.tables["sr_lease"].name,
         "SPINE_QUARANTINE_BUCKET": h.bucket("quarantine").name,
+        "SPINE_TOPIC_RTDL": h.topic_roles["rtdl"],
+        "SPINE_TOPIC_DECISION": h.topic_roles["decision"],
+        "SPINE_ARCHIVE_BUCKET": h.bucket("archive").name,
+        "SPINE_SSM_DB_DSN": h.ssm["db_dsn"],
+        "SPINE_REPORTER_LOCK_TABLE": h.tables["reporter_lock"].name,
     }
+    if cert.options.profile == "embedded":
+        # The embedded broker joins a consumer group in half the session timeout: keep daemon joins short.
+        env.update({"SPINE_KAFKA_SESSION_TIMEOUT_MS": "2000", "SPINE_KAFKA_HEARTBEAT_MS": "500"})
     if cert.options.profile != "embedded":
         env.update({"SPINE_SSM_KAFKA_API_KEY": h.ssm["confluent_api_key"],
                     "SPINE_SSM_KAFKA_API_SECRET": h.ssm["confluent_api_secret"]})

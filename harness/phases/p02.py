@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from harness import ig_client
 from harness.aws import ecs
@@ -17,6 +18,7 @@ from harness.substrate import free_port
 from harness.wait import wait_until
 
 READY_TIMEOUT_S = 60.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,27 @@ def _bring_up(cert: Certification) -> dict[str, Daemon]:
         daemons[mode] = Daemon(mode, cert.handles.services[mode], process, url)
         _wait_ready(daemons[mode])
     return daemons
+
+
+def restart_daemon(cert: Certification, mode: str, *, while_stopped: Callable[[], T]) -> T:
+    """Stop the run's ``mode`` daemon (SIGTERM, exit 0 expected), run ``while_stopped``, start it again.
+
+    The new process replaces the old one as its service's task; returns what ``while_stopped`` returned.
+    """
+    pins = p01.ensure_pinned(cert)
+    daemons = ensure_daemons(cert)
+    if mode not in daemons:
+        raise HarnessError(f"the platform has no running {mode} daemon (P2 did not start one)")
+    old = daemons[mode]
+    old.process.stop(timeout_s=30)
+    if old.process.exit_code != 0:
+        raise Finding(f"{cert.current_phase or 'P2'}.daemon_stop",
+                      [f"{mode} exited {old.process.exit_code} on SIGTERM, not 0:\n{old.process.output()[-1500:]}"])
+    result = while_stopped()
+    process, url = start_daemon(cert, pins, mode, service=old.service)
+    daemons[mode] = Daemon(mode, old.service, process, url)
+    _wait_ready(daemons[mode])
+    return result
 
 
 def ig(cert: Certification) -> Daemon:

@@ -53,14 +53,17 @@ def stop_data_dir(data_dir: Path, *, os_user: str = "postgres") -> None:
 class PostgresCluster(Part):
     name = "postgres"
 
-    def __init__(self, *, workdir: Path, database: str, user: str, port: int | None = None,
-                 os_user: str = "postgres") -> None:
+    def __init__(self, *, workdir: Path, database: str, user: str, owner: str | None = None,
+                 port: int | None = None, os_user: str = "postgres") -> None:
         super().__init__(workdir=workdir)
         self.port = port or free_port()
         self.database = database
-        self.user = user
+        self.user = user  # the platform role: the DSN in SSM; no superuser, no ownership
+        self.owner = owner or f"{user}_owner"  # the cluster's superuser and the database's owner
         self.password = secrets.token_urlsafe(24)
-        redact.register(self.password)
+        self.owner_password = secrets.token_urlsafe(24)
+        for value in (self.password, self.owner_password):
+            redact.register(value)
         self._as_root = os.geteuid() == 0
         self.os_user = os_user
         self.root: Path | None = None
@@ -73,6 +76,11 @@ class PostgresCluster(Part):
     @property
     def dsn(self) -> str:
         return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
+
+    @property
+    def owner_dsn(self) -> str:
+        """The owner's DSN: the schema (infra/db/schema.sql) is applied with it, never given to the platform."""
+        return f"postgresql://{self.owner}:{self.owner_password}@127.0.0.1:{self.port}/{self.database}"
 
     @property
     def data_dir(self) -> Path:
@@ -107,7 +115,7 @@ class PostgresCluster(Part):
         # The cluster lives outside the project tree: the postgres user must own and reach it.
         self.root = Path(tempfile.mkdtemp(prefix="spine-certify-pg-"))
         pwfile = self.root / "pwfile"
-        pwfile.write_text(self.password + "\n")
+        pwfile.write_text(self.owner_password + "\n")
         pwfile.chmod(0o600)
         if self._as_root:
             try:
@@ -121,7 +129,7 @@ class PostgresCluster(Part):
             for path in (self.root, pwfile):
                 os.chown(path, owner.pw_uid, owner.pw_gid)
         self._run(
-            [initdb, "-D", str(self.data_dir), "-U", self.user, f"--pwfile={pwfile}",
+            [initdb, "-D", str(self.data_dir), "-U", self.owner, f"--pwfile={pwfile}",
              "-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync"],
             f"{operation}: initdb",
         )  # fmt: skip
@@ -133,8 +141,10 @@ class PostgresCluster(Part):
         )
         pidfile = self.data_dir / "postmaster.pid"
         self._pid = int(pidfile.read_text().splitlines()[0])
-        admin_dsn = f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/postgres"
-        db.query(admin_dsn, f'create database "{self.database}"')
+        admin_dsn = f"postgresql://{self.owner}:{self.owner_password}@127.0.0.1:{self.port}/postgres"
+        db.create_role(admin_dsn, self.user, self.password)
+        db.query(admin_dsn, f'create database "{self.database}" owner "{self.owner}"')
+        db.query(admin_dsn, f'grant connect on database "{self.database}" to "{self.user}"')
         db.probe(self.dsn)
         self.ready_s = round(time.monotonic() - began, 3)
 

@@ -49,7 +49,18 @@ def test_postgres_starts_answers_and_stops_unprivileged(workdir: Path) -> None:
     pids = part.pids()
     try:
         assert db.query(part.dsn, "select current_database()") == [("spine_case_labels",)]
-        assert part.password in redact.registered()
+        assert {part.password, part.owner_password} <= set(redact.registered())
+        # The DSN given to the platform is a plain login role; the owner applies the schema and nothing else.
+        assert db.query(part.dsn, "select current_user, rolsuper, rolcreaterole, rolcreatedb from pg_roles "
+                                  "where rolname = current_user") == [("spine", False, False, False)]
+        db.apply_schema(part.owner_dsn, part.user)
+        posture = db.append_only_posture(part.dsn)
+        assert posture["tables"]["cases"]["privileges"] == {"SELECT": True, "INSERT": True, "UPDATE": False,
+                                                             "DELETE": False, "TRUNCATE": False}
+        db.query(part.dsn, "insert into dla_records (decision_id, platform_run_id, event_id, decision, record, "
+                           "record_sha256) values ('dec_1', 'run-1', 'evt_1', 'APPROVE', '{}', 'x')")
+        refused = db.sqlstate_of(part.owner_dsn, "delete from dla_records")  # the trigger binds the owner too
+        assert refused["refused"] and refused["sqlstate"] == "42501" and "append-only" in refused["message"]
     finally:
         part.stop()
     assert pids and not any(pid_alive(p) for p in pids)
