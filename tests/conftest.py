@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness import redact
-from harness.substrate import MotoServer
+from harness.substrate import MotoServer, TansuBroker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +30,15 @@ def _fresh_secrets() -> Iterator[None]:
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
     """A moto server per test module, stopped when the module ends."""
     part = MotoServer(workdir=tmp_path_factory.mktemp("moto"))
+    part.start()
+    yield part
+    part.stop()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
+    """A Tansu broker per test module, stopped when the module ends."""
+    part = TansuBroker(workdir=tmp_path_factory.mktemp("tansu"))
     part.start()
     yield part
     part.stop()

@@ -42,10 +42,17 @@ def _reporter(cert: Certification, pins: p01.Pins, reporter_id: str, **overrides
     return result
 
 
-def _outcome(cert: Certification, pins: p01.Pins, reporter_id: str, result: JobResult) -> dict[str, Any]:
-    return {"reporter": reporter_id, "exit_code": result.exit_code, "stderr": result.stderr.strip()[-600:],
+def _outcome(cert: Certification, pins: p01.Pins, reporter_id: str, code: int | None,
+             output: str = "") -> dict[str, Any]:
+    """How one reporter ended: its exit code, the tail of what it said, the conflict or refusal it wrote."""
+    return {"reporter": reporter_id, "exit_code": code, "stderr": output.strip()[-800:],
             "conflict": claims.get(cert, pins, f"obs/conflict_{reporter_id}.json"),
             "refused": claims.get(cert, pins, f"obs/refused_{reporter_id}.json")}
+
+
+def _ran(cert: Certification, pins: p01.Pins, reporter_id: str, **overrides: str) -> dict[str, Any]:
+    result = _reporter(cert, pins, reporter_id, **overrides)
+    return _outcome(cert, pins, reporter_id, result.exit_code, result.stderr)
 
 
 # --- the manual closeout holds the lock ------------------------------------------------------------------------
@@ -62,7 +69,7 @@ def _manual(cert: Certification) -> dict[str, Any]:
     holder = f"manual-closeout-{cert.cert_id}"
     taken = closeout.take(aws, table, run, holder=holder, lease_s=MANUAL_LEASE_S)
     reporter_id = f"reporter-while-held-{uuid.uuid4().hex[:8]}"
-    outcome = _outcome(cert, pins, reporter_id, _reporter(cert, pins, reporter_id))
+    outcome = _ran(cert, pins, reporter_id)
     completed = claims.get(cert, pins, COMPLETED)
     released = closeout.attempt(closeout.release, aws, table, run, holder=holder, token=int(taken["token"]))
     record = {"platform_run_id": run, "holder": holder, "token": int(taken["token"]), "taken": taken,
@@ -110,18 +117,12 @@ def _two(cert: Certification) -> dict[str, Any]:
         code = process.wait(timeout_s=JOB_TIMEOUT_S)
         if code is None:
             process.kill()
-        outcomes.append({**_outcome_of(cert, pins, reporter_id, code), "output": process.output()[-800:]})
+        outcomes.append(_outcome(cert, pins, reporter_id, code, process.output()))
     lock = closeout.current(cert.aws_session, _table(cert), run)
     record = {"platform_run_id": run, "reporters": outcomes, "lock": lock,
               "run_completed": claims.get(cert, pins, COMPLETED)}
     cert.evidence(f"runs/{run}/obs/p11_two_reporters.json", record)
     return record
-
-
-def _outcome_of(cert: Certification, pins: p01.Pins, reporter_id: str, code: int | None) -> dict[str, Any]:
-    return {"reporter": reporter_id, "exit_code": code,
-            "conflict": claims.get(cert, pins, f"obs/conflict_{reporter_id}.json"),
-            "refused": claims.get(cert, pins, f"obs/refused_{reporter_id}.json")}
 
 
 def check_one_closes(record: dict[str, Any]) -> None:
@@ -211,7 +212,7 @@ def _after(cert: Certification) -> dict[str, Any]:
     bucket, prefix = s3.split_url(pins.evidence_root)
     before = s3.get_optional(aws, bucket=bucket, key=prefix + COMPLETED)
     reporter_id = f"reporter-after-close-{uuid.uuid4().hex[:8]}"
-    again = _outcome(cert, pins, reporter_id, _reporter(cert, pins, reporter_id))
+    again = _ran(cert, pins, reporter_id)
     record = {"platform_run_id": run, "reporter_after_close": again,
               "fenced_with_old_token": closeout.attempt(closeout.fence, aws, table, run, holder=stale["holder"],
                                                         token=stale["current_token"]),
@@ -471,9 +472,8 @@ def refused_closure(cert: Certification, fault: str) -> dict[str, Any]:
                                  "sender": "fault-injection", "received_at_ms": 0, "receipts": [receipt]},
                                 sort_keys=True).encode())
     reporter_id = f"reporter-{label}-{uuid.uuid4().hex[:8]}"
-    result = _reporter(cert, pins, reporter_id, SPINE_REPORTER_READ_TIMEOUT_S="5")
     record = {"fault": fault, "platform_run_id": pins.platform_run_id, "event_id": event_id, "receipt": receipt,
-              "reporter": _outcome(cert, pins, reporter_id, result),
+              "reporter": _ran(cert, pins, reporter_id, SPINE_REPORTER_READ_TIMEOUT_S="5"),
               "run_completed_present": claims.get(cert, pins, COMPLETED) is not None,
               "lock": closeout.current(cert.aws_session, _table(cert), pins.platform_run_id)}
     cert.evidence(f"runs/{main.platform_run_id}/obs/fault_closure_{label}.json", record)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,6 @@ from harness.session import Options, build_substrate
 from harness.substrate import ExternalAws, ExternalKafka, MotoServer, PostgresCluster, TansuBroker, free_port
 
 pytestmark = pytest.mark.substrate
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
-    part = TansuBroker(workdir=tmp_path_factory.mktemp("tansu"))
-    part.start()
-    yield part
-    part.stop()
 
 
 def test_external_parts_replace_the_embedded_ones(project_root: Path, tmp_path: Path, moto: MotoServer,

@@ -7,10 +7,11 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from spine_bus import Bus
 from spine_lane import Lane
 
 from harness import db
-from harness.substrate import MotoServer, PostgresCluster
+from harness.substrate import MotoServer, PostgresCluster, TansuBroker
 from spine.engine import generate, render
 
 _counter = itertools.count()
@@ -48,3 +49,9 @@ def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def bus(moto: MotoServer, broker: TansuBroker) -> Bus:
+    """The bus surfaces of one module: moto's SSM and tables, the module's broker."""
+    return Bus(aws_endpoint=moto.endpoint, bootstrap=broker.endpoint)

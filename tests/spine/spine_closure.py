@@ -5,22 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from confluent_kafka import Producer
 from spine_bus import Bus, Record, _table
-from spine_lane import REGION, ROOT, Lane
+from spine_lane import REGION, Lane
 
 from harness.substrate import PostgresCluster
-from harness.wait import wait_until
 from spine import ids
 
 POLICY = "spine-rules/1"
@@ -209,53 +203,3 @@ def anchors(records: list[Record], run_id: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-class Daemon:
-    """`python -m spine <mode>` as a long-running process with its output in files."""
-
-    def __init__(self, mode: str, env: dict[str, str], *, logs: Path) -> None:
-        logs.mkdir(parents=True, exist_ok=True)
-        tag = uuid.uuid4().hex[:6]
-        self.mode, self.env = mode, env
-        self.stdout_path, self.stderr_path = logs / f"{mode}-{tag}.out", logs / f"{mode}-{tag}.err"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, *, timeout_s: float = 30.0) -> Daemon:
-        """Returns once the daemon says it consumes (after its bus, database and group consumer are set up)."""
-        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "spine", self.mode], env=self.env, cwd=ROOT,
-                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        proc = self.proc
-        wait_until(lambda: proc.poll() is not None or self.logged("consuming"), timeout_s=timeout_s,
-                   max_backoff_s=0.1, err_msg=f"{self.mode} did not start consuming")
-        if proc.poll() is not None:
-            raise AssertionError(f"{self.mode} exited {proc.returncode}: {self.stderr}")
-        return self
-
-    def lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.stdout.splitlines() if line.startswith("{")]
-
-    def logged(self, event: str) -> list[dict[str, Any]]:
-        return [line for line in self.lines() if line.get("event") == event]
-
-    @property
-    def stdout(self) -> str:
-        return self.stdout_path.read_text(errors="replace")
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def stop(self, *, timeout_s: float = 20.0) -> int | None:
-        """SIGTERM (by pid) and the exit code; SIGKILL only if SIGTERM is ignored."""
-        proc = self.proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-                raise AssertionError(f"{self.mode} ignored SIGTERM for {timeout_s:.0f}s: {self.stderr}") from None
-        return proc.returncode

@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,16 +39,17 @@ def group(mode: str, run_id: str) -> str:
 
 
 class Daemon:
-    """`python -m spine <mode>` as a real process; started once it logs that it consumes."""
+    """`python -m spine <mode>` as a real process with its output in files; started once it logs that it consumes."""
 
     def __init__(self, mode: str, env: dict[str, str], *, logs: Path) -> None:
         self.mode, self.env = mode, env
         logs.mkdir(parents=True, exist_ok=True)
-        n = len(list(logs.glob(f"{mode}-*.out")))
-        self.stdout_path, self.stderr_path = logs / f"{mode}-{n}.out", logs / f"{mode}-{n}.err"
+        tag = uuid.uuid4().hex[:6]
+        self.stdout_path, self.stderr_path = logs / f"{mode}-{tag}.out", logs / f"{mode}-{tag}.err"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *, timeout_s: float = 30.0) -> Daemon:
+        """Returns once the daemon says it consumes, or once it exited (a refusal: see ``wait_exit``)."""
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.proc = subprocess.Popen([sys.executable, "-m", "spine", self.mode], env=self.env, cwd=ROOT,
                                          stdout=out, stderr=err, stdin=subprocess.DEVNULL)
@@ -72,8 +74,9 @@ class Daemon:
         found = [json.loads(line) for line in self.stdout.splitlines() if line.startswith("{")]
         return [line for line in found if event is None or line.get("event") == event]
 
-    def logged(self, event: str) -> bool:
-        return bool(self.lines(event))
+    def logged(self, event: str) -> list[dict[str, Any]]:
+        """The log lines of ``event`` (empty: not logged)."""
+        return self.lines(event)
 
     def stop(self, *, timeout_s: float = 20.0) -> int | None:
         """SIGTERM (by pid) and the exit code; SIGKILL only if it ignores SIGTERM."""

@@ -14,15 +14,16 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from spine_bus import Bus
-from spine_closure import Daemon, Plane, anchors, build, compact
+from spine_closure import Plane, anchors, build, compact
 from spine_lane import ROOT, Lane
+from spine_pipeline import Daemon
 
-from harness.substrate import MotoServer, PostgresCluster, TansuBroker
+from harness.substrate import MotoServer, PostgresCluster
 from harness.wait import wait_until
 from spine import ids
 
@@ -34,16 +35,8 @@ _runs = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
-    part = TansuBroker(workdir=tmp_path_factory.mktemp("tansu"))
-    part.start()
-    yield part
-    part.stop()
-
-
-@pytest.fixture(scope="module")
-def plane(moto: MotoServer, broker: TansuBroker, pg: PostgresCluster) -> Plane:
-    return Plane(Bus(aws_endpoint=moto.endpoint, bootstrap=broker.endpoint), pg)
+def plane(bus: Bus, pg: PostgresCluster) -> Plane:
+    return Plane(bus, pg)
 
 
 @pytest.fixture

@@ -41,19 +41,6 @@ _runs = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
-    part = TansuBroker(workdir=tmp_path_factory.mktemp("tansu"))
-    part.start()
-    yield part
-    part.stop()
-
-
-@pytest.fixture(scope="module")
-def bus(moto: MotoServer, broker: TansuBroker) -> Bus:
-    return Bus(aws_endpoint=moto.endpoint, bootstrap=broker.endpoint)
-
-
-@pytest.fixture(scope="module")
 def scenario_files() -> dict[str, bytes]:
     """The engine's files for a small scenario, rendered once (what `python -m spine.engine` writes)."""
     return render(generate(SEED, EVENTS), seed=SEED, events=EVENTS, scenario_run_id=f"scn-seed{SEED}-n{EVENTS}").files

@@ -20,7 +20,7 @@ from spine_bus import Bus, Record
 from spine_lane import Lane
 from spine_pipeline import Pipeline, encode, group, sha256, ts
 
-from harness.substrate import MotoServer, PostgresCluster, TansuBroker
+from harness.substrate import MotoServer, PostgresCluster
 from harness.wait import wait_until
 from spine import features
 
@@ -29,19 +29,6 @@ pytestmark = pytest.mark.substrate
 _runs = itertools.count()
 FEATURES = ("card_event_index", "count_10m", "small_count_10m", "count_15m", "distinct_merchants_15m",
             "amount_sum_15m", "merchant_new_for_card")
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
-    part = TansuBroker(workdir=tmp_path_factory.mktemp("tansu"))
-    part.start()
-    yield part
-    part.stop()
-
-
-@pytest.fixture(scope="module")
-def bus(moto: MotoServer, broker: TansuBroker) -> Bus:
-    return Bus(aws_endpoint=moto.endpoint, bootstrap=broker.endpoint)
 
 
 @pytest.fixture
