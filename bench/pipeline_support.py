@@ -8,10 +8,10 @@ import contextlib
 import hashlib
 import json
 import os
+import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,10 +20,10 @@ import psutil
 import pyarrow as pa
 from ingress import BenchError, Family, log_lines
 
-from harness import ingress, pipeline
+from harness import pipeline
 from harness.aws import AwsSession, s3, ssm
 from harness.kafka import KafkaConnection, admin
-from harness.kafka.consume import read_all, watermarks
+from harness.kafka.consume import watermarks
 from harness.phases import p11
 from harness.wait import wait_until
 from spine import canonical, events
@@ -41,10 +41,6 @@ STAGES = {"rtdl": "rtdl_core/catch_up.json", "decision-lane": "decision_lane/sum
 CONSUMES = {"rtdl": "traffic", "decision-lane": "rtdl", "case-labels": "decision"}
 WARM_UP_RUN = "run-bench-warm-up"
 MIB = 1024 * 1024
-
-
-def canonical_bytes(record: dict[str, Any]) -> bytes:
-    return canonical.dumps(record)
 
 
 # -- the run's surfaces -----------------------------------------------------------------------------------------
@@ -182,7 +178,7 @@ def write_ig_evidence(plane: Plane, traffic: Traffic, placed: list[tuple[int, in
                      "payload_sha256": traffic.digests[start + i], "topic": topic, "partition": partition,
                      "offset": offset} for i, (partition, offset) in enumerate(placed[start:start + batch])]
         request_id = f"{instance}-{n:08d}"
-        objects.append((request_id, canonical_bytes({
+        objects.append((request_id, canonical.dumps({
             "request_id": request_id, "platform_run_id": run, "sender": "bench-pipeline",
             "received_at_ms": int(time.time() * 1000), "receipts": receipts})))
     plane.aws.client("s3")  # created once, before the pool
@@ -195,7 +191,7 @@ def write_ig_evidence(plane: Plane, traffic: Traffic, placed: list[tuple[int, in
     for partition, offset in placed:
         by_partition.setdefault(partition, []).append(offset)
     marks = watermarks(plane.conn, topic)
-    summaries = {
+    summaries: dict[str, dict[str, Any]] = {
         "ingest/receipt_summary.json": {
             "platform_run_id": run, "scenario_run_id": plane.scenario, "requests": len(objects),
             "events": len(placed), "counts": {"ADMITTED": len(placed), "DUPLICATE": 0, "QUARANTINED": 0,
@@ -212,13 +208,14 @@ def write_ig_evidence(plane: Plane, traffic: Traffic, placed: list[tuple[int, in
                            for p, (low, high) in sorted(marks.items())}},
     }
     for relative, record in summaries.items():
-        s3.put_once(plane.aws, bucket=bucket, key=plane.evidence_key(relative), body=canonical_bytes(record))
+        s3.put_once(plane.aws, bucket=bucket, key=plane.evidence_key(relative), body=canonical.dumps(record))
     return {"receipt_objects": len(objects), "receipts_s": round(receipts_s, 3),
             "total_s": round(time.monotonic() - began, 3)}
 
 
 # -- processes --------------------------------------------------------------------------------------------------
-def start_daemon(family: Family, mode: str, env: dict[str, str], *, timeout_s: float = 60.0) -> Any:
+def start_daemon(family: Family, mode: str, env: dict[str, str], *,
+                 timeout_s: float = 60.0) -> subprocess.Popen[bytes]:
     """`python -m spine <mode>`, returned once it logs that it consumes (its bus, database and consumer set up)."""
     proc = family.spawn(mode, ["-m", "spine", mode], env)
     out = family.logs / f"{mode}.out"
@@ -269,6 +266,78 @@ class CpuClock:
         return {name: round(now[name] - then[name], 2) for name in now}
 
 
+def hwm(pid: int) -> int:
+    """The kernel's peak RSS of a process since its exec (VmHWM), in bytes; 0 once it is gone.
+
+    Not a child's ru_maxrss from wait4: exec folds the forked parent's RSS into it, so every child of a big parent
+    (this benchmark holds the run's traffic) reports at least the parent's size."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+class RssWatch:
+    """Peak RSS per named process, all read by one thread: a single process's VmHWM (exact, so a short spike between
+    samples still counts, unless it is in the process's last ``interval_s``); for one named with ``children=True``
+    (PostgreSQL) the sum of its and its children's RSS, the children refreshed every ``refresh`` samples. No
+    per-sample process-table scan: on two cores a sampler per process scanning children cost the measured pipeline a
+    third of a core."""
+
+    def __init__(self, *, interval_s: float = 0.05, refresh: int = 10) -> None:
+        self.interval_s, self.refresh = interval_s, refresh
+        self.procs: dict[str, tuple[psutil.Process, bool]] = {}
+        self.kids: dict[str, list[psutil.Process]] = {}
+        self.peak: dict[str, int] = {}
+        self.samples = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-watch", daemon=True)
+        self._thread.start()
+
+    def add(self, name: str, pid: int, *, children: bool = False) -> None:
+        with self._lock:
+            self.procs[name] = (psutil.Process(pid), children)
+            self.kids[name] = []
+            self.peak[name] = 0
+
+    @staticmethod
+    def _rss(proc: psutil.Process) -> int:
+        try:
+            return int(proc.memory_info().rss)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            return 0
+
+    def sample(self) -> None:
+        with self._lock:
+            for name, (proc, children) in self.procs.items():
+                if not children:
+                    self.peak[name] = max(self.peak[name], hwm(proc.pid))
+                    continue
+                if self.samples % self.refresh == 0:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        self.kids[name] = proc.children(recursive=True)
+                total = self._rss(proc) + sum(self._rss(kid) for kid in self.kids[name])
+                self.peak[name] = max(self.peak[name], total)
+            self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval_s)
+
+    def peak_mib(self, name: str) -> float:
+        return round(self.peak.get(name, 0) / MIB, 1)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 class SelfRss:
     """Peak RSS of this process alone (not its children: the daemons are), sampled in a thread."""
 
@@ -297,7 +366,7 @@ class Watch:
     """Polled with wait_until: when RTDL's committed offsets reach the acknowledged ends (read as P8 reads them,
     without joining the group), and when each stage's evidence object appears, in seconds since ``t0``."""
 
-    def __init__(self, plane: Plane, procs: dict[str, Any], t0: float) -> None:
+    def __init__(self, plane: Plane, procs: dict[str, subprocess.Popen[bytes]], t0: float) -> None:
         self.plane, self.procs, self.t0 = plane, procs, t0
         self.ends: dict[int, int] | None = None
         self.caught_up_s: float | None = None
@@ -345,8 +414,9 @@ def wait_for_groups(plane: Plane, warm: dict[str, dict[int, int]], *, timeout_s:
 
 
 def daemon_activity(path: Any, t0_wall: float) -> dict[str, Any]:
-    """From a daemon's `batch` log lines: batches, records and when the first and last batch ended (s since t0)."""
-    batches = [r for r in log_lines(path) if r.get("event") == "batch"]
+    """From a daemon's `batch` log lines after t0 (not the warm-up's): batches, records and when the first and last
+    batch ended (s since t0)."""
+    batches = [r for r in log_lines(path) if r.get("event") == "batch" and float(r["ts"]) >= t0_wall]
     if not batches:
         return {"batches": 0, "records": 0}
     first, last = float(batches[0]["ts"]) - t0_wall, float(batches[-1]["ts"]) - t0_wall
@@ -357,54 +427,18 @@ def daemon_activity(path: Any, t0_wall: float) -> dict[str, Any]:
 
 # -- the harness's own recount (P11) -----------------------------------------------------------------------------
 def harness_recount(plane: Plane, *, timeout_s: float) -> dict[str, Any]:
-    """P11's observation built from the same harness functions (harness.phases.p11.observe without a
-    Certification: receipts, the three topics, the DLA, cases and labels), then ``recount`` and ``closes``."""
-    timings: dict[str, float] = {}
-
-    def timed(name: str, work: Callable[[], Any]) -> Any:
-        began = time.monotonic()
-        value = work()
-        timings[name] = round(time.monotonic() - began, 3)
-        return value
-
-    run, aws, conn = plane.run_id, plane.aws, plane.conn
+    """P11's own observation without a Certification (``harness.phases.p11.gather``: receipts, the three
+    topics, the DLA, cases and labels), then ``recount`` and ``closes``."""
     began = time.monotonic()
-    receipts = timed("receipts", lambda: ingress.flat_receipts(ingress.receipt_records(aws, plane.evidence_root)))
-    admitted = pipeline.admitted_events(receipts)
-    acked = ingress.acked_end_offsets(receipts)
-    traffic = timed("traffic_topic", lambda: [
-        pipeline.decoded(r) for r in read_all(conn, plane.topics["traffic"], min_end=acked, timeout_s=timeout_s)])
-    topics = {"traffic": [t for t in traffic if (t["value"] or {}).get("platform_run_id") == run]}
-    del traffic
-    shortfalls = {}
-    for role, identity in (("rtdl", "event_id"), ("decision", "decision_id")):
-        topics[role], shortfalls[role] = timed(f"{role}_topic", lambda role=role, identity=identity: (
-            pipeline.run_records(conn, plane.topics[role], run, identity=identity, expected=len(admitted),
-                                 timeout_s=timeout_s)))
-    dsn = pipeline.platform_dsn(aws, plane.ssm["db_dsn"])
-    dla = timed("dla_rows", lambda: pipeline.dla_rows(dsn, run))
-    cases = timed("case_rows", lambda: pipeline.case_rows(dsn, run))
-    labels = timed("label_rows", lambda: pipeline.label_rows(dsn, run))
-    obs = {
-        "platform_run_id": run,
-        "receipts": [{k: r.get(k) for k in ("event_id", "status", "partition", "offset")} for r in receipts],
-        "topics": {role: [{k: r[k] for k in ("partition", "offset", "sha256")}
-                          | {"identity": (r["value"] or {}).get("decision_id" if role == "decision" else "event_id"),
-                             "decision": (r["value"] or {}).get("decision"),
-                             "reasons": (r["value"] or {}).get("reasons")}
-                          for r in records] for role, records in topics.items()},
-        "read_shortfalls": {k: v for k, v in shortfalls.items() if v},
-        "dla": [{k: r[k] for k in ("decision_id", "decision")} for r in dla],
-        "cases": [c["case_id"] for c in cases],
-        "labels": [label["label_id"] for label in labels],
-    }
-    del receipts, topics, dla, cases, labels
+    obs = p11.gather(plane.aws, plane.conn, run=plane.run_id, evidence_root=plane.evidence_root,
+                     topics={role: plane.topics[role] for role in p11.ROLES},
+                     dsn=pipeline.platform_dsn(plane.aws, plane.ssm["db_dsn"]), timeout_s=timeout_s)
     observed_s = time.monotonic() - began
-    counts = timed("recount", lambda: p11.recount(obs))
-    problems = timed("closes", lambda: p11.closes(counts, obs))
-    return {"wall_s": round(time.monotonic() - began, 3), "observe_s": round(observed_s, 3), "steps_s": timings,
-            "counts": counts, "open": problems, "read_shortfalls": obs["read_shortfalls"],
-            "closed": not problems and not obs["read_shortfalls"]}
+    counts = p11.recount(obs)
+    problems = p11.closes(counts, obs)
+    return {"wall_s": round(time.monotonic() - began, 3), "observe_s": round(observed_s, 3),
+            "recount_s": round(time.monotonic() - began - observed_s, 3), "counts": counts, "open": problems,
+            "read_shortfalls": obs["read_shortfalls"], "closed": not problems and not obs["read_shortfalls"]}
 
 
 # -- scaling -----------------------------------------------------------------------------------------------------

@@ -153,6 +153,13 @@ def dla_rows(dsn: str, platform_run_id: str) -> list[dict[str, Any]]:
             for r in rows]
 
 
+def dla_outcomes(dsn: str, platform_run_id: str) -> list[dict[str, Any]]:
+    """The DLA rows of the run without their records (a recount needs ids and outcomes only)."""
+    rows = db.query(dsn, "select decision_id, decision from dla_records where platform_run_id = %s "
+                         "order by decision_id", (platform_run_id,))
+    return [{"decision_id": r[0], "decision": r[1]} for r in rows]
+
+
 def case_rows(dsn: str, platform_run_id: str) -> list[dict[str, Any]]:
     rows = db.query(dsn, "select case_id, decision_id, event_id, card_id, decision from cases "
                          "where platform_run_id = %s order by case_id", (platform_run_id,))

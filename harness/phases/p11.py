@@ -15,9 +15,10 @@ from collections import Counter
 from typing import Any
 
 from harness import closeout, ingress, pipeline
-from harness.aws import s3
+from harness.aws import AwsSession, s3
 from harness.compute import JobResult
 from harness.errors import Finding, HarnessError
+from harness.kafka import KafkaConnection
 from harness.kafka.consume import read_all
 from harness.phases import claims, p01, p10
 from harness.session import Certification
@@ -260,40 +261,50 @@ def _recompute(cert: Certification) -> dict[str, Any]:
 def observe(cert: Certification, pins: p01.Pins) -> dict[str, Any]:
     run = pins.platform_run_id
     aws = cert.aws_session
-    receipts = ingress.flat_receipts(ingress.receipt_records(aws, pins.evidence_root))
-    admitted = pipeline.admitted_events(receipts)
-    acked = ingress.acked_end_offsets(receipts)
-    traffic_topic = cert.handles.topic_roles["traffic"]
-    traffic = [pipeline.decoded(r) for r in read_all(cert.kafka(), traffic_topic, min_end=acked, timeout_s=60)]
-    topics = {"traffic": [t for t in traffic if (t["value"] or {}).get("platform_run_id") == run]}
-    shortfalls = {}
-    for role, identity in (("rtdl", "event_id"), ("decision", "decision_id")):
-        topics[role], shortfalls[role] = pipeline.run_records(cert.kafka(), cert.handles.topic_roles[role], run,
-                                                              identity=identity, expected=len(admitted))
-    url = pipeline.platform_dsn(aws, cert.handles.ssm["db_dsn"])
     bucket, prefix = s3.split_url(pins.evidence_root)
     raw = {rel: s3.get_optional(aws, bucket=bucket, key=prefix + rel) for rel in (*OBS, COMPLETED)}
     for rel, body in raw.items():  # the reporter's objects, as written, beside the harness's verdict on them
         if body is not None and not cert.bundle.has(f"runs/{run}/{rel}"):
             cert.evidence_bytes(f"runs/{run}/{rel}", body)
+    names = {role: cert.handles.topic_roles[role] for role in ROLES}
     return {
-        "platform_run_id": run,
+        **gather(aws, cert.kafka(), run=run, evidence_root=pins.evidence_root, topics=names,
+                 dsn=pipeline.platform_dsn(aws, cert.handles.ssm["db_dsn"])),
         "image_digest": pins.run_json["image"]["digest"],
         "run_config_digest": pins.run_config_digest,
-        "topic_names": {role: cert.handles.topic_roles[role] for role in ROLES},
+        "topic_names": names,
+        "lock": closeout.current(aws, _table(cert), run),
+        "claims": {rel: (json.loads(body) if body is not None else None) for rel, body in raw.items()},
+        "claim_sha256": {rel: pipeline.sha256(body) for rel, body in raw.items() if body is not None},
+    }
+
+
+def gather(aws: AwsSession, conn: KafkaConnection, *, run: str, evidence_root: str, topics: dict[str, str],
+           dsn: str, timeout_s: float = 60.0) -> dict[str, Any]:
+    """What the recount needs, read by the harness: receipts, the run's records of the traffic, rtdl and
+    decision topics (position, digest, identity, outcome), DLA outcomes, case and label ids."""
+    receipts = ingress.flat_receipts(ingress.receipt_records(aws, evidence_root))
+    admitted = pipeline.admitted_events(receipts)
+    acked = ingress.acked_end_offsets(receipts)
+    read = {"traffic": [r for r in (pipeline.decoded(rec) for rec in
+                                    read_all(conn, topics["traffic"], min_end=acked, timeout_s=timeout_s))
+                        if (r["value"] or {}).get("platform_run_id") == run]}
+    shortfalls = {}
+    for role, identity in (("rtdl", "event_id"), ("decision", "decision_id")):
+        read[role], shortfalls[role] = pipeline.run_records(conn, topics[role], run, identity=identity,
+                                                            expected=len(admitted), timeout_s=timeout_s)
+    return {
+        "platform_run_id": run,
         "receipts": [{k: r.get(k) for k in ("event_id", "status", "partition", "offset")} for r in receipts],
         "topics": {role: [{k: r[k] for k in ("partition", "offset", "sha256")}
                           | {"identity": (r["value"] or {}).get("decision_id" if role == "decision" else "event_id"),
                              "decision": (r["value"] or {}).get("decision"),
                              "reasons": (r["value"] or {}).get("reasons")}
-                          for r in records] for role, records in topics.items()},
+                          for r in records] for role, records in read.items()},
         "read_shortfalls": {k: v for k, v in shortfalls.items() if v},
-        "dla": [{k: r[k] for k in ("decision_id", "decision")} for r in pipeline.dla_rows(url, run)],
-        "cases": [c["case_id"] for c in pipeline.case_rows(url, run)],
-        "labels": [label["label_id"] for label in pipeline.label_rows(url, run)],
-        "lock": closeout.current(aws, _table(cert), run),
-        "claims": {rel: (json.loads(body) if body is not None else None) for rel, body in raw.items()},
-        "claim_sha256": {rel: pipeline.sha256(body) for rel, body in raw.items() if body is not None},
+        "dla": pipeline.dla_outcomes(dsn, run),
+        "cases": [c["case_id"] for c in pipeline.case_rows(dsn, run)],
+        "labels": [label["label_id"] for label in pipeline.label_rows(dsn, run)],
     }
 
 
