@@ -239,7 +239,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     results = getattr(config.option, "allure_report_dir", None)
     if state is None or state.cert is None or not results:
         return
-    report.write_allure_metadata(Path(results), state.cert.env_facts())
+    facts = state.cert.env_facts()
+    if state.gates is not None:  # the verdict beside the results, so the report says what the console says
+        facts["verdict"] = str(state.gates["verdict"])
+    report.write_allure_metadata(Path(results), facts)
     redact.scrub_tree(Path(results))
 
 

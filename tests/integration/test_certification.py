@@ -67,6 +67,8 @@ def test_a_failing_p0_check_still_runs_p12_and_the_verdict_is_failed(run: Run) -
         assert run.phase(later)["status"] == "BLOCKED" and run.phase(later)["blocked_by"] == "P0"
     assert run.gates["verdict"] == "FAILED"
     assert "verdict: FAILED" in run.result.stdout.str()
+    environment = (run.out / "allure-results" / "environment.properties").read_text()
+    assert "verdict=FAILED" in environment.splitlines()
 
 
 def test_the_nat_finding_names_the_planted_gateway(run: Run) -> None:
