@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.aws import dynamodb, ec2, ecr, ecs, iam, logs, s3, ssm, tagging
+from harness.aws import arn_status, dynamodb, ec2, ecr, ecs, iam, logs, s3, ssm, tagging
 from harness.errors import Finding, SubstrateError
 from harness.session import Certification
 
@@ -52,9 +52,9 @@ def _proof(cert: Certification) -> dict[str, Any]:
         "destroy": destroy,
         "tagging_api": {
             "demo": demo_tagged,
-            # The Tagging API keeps listing deleted ECS clusters/services and deregistered
-            # task definitions; each listed ARN is described directly to tell live from gone.
-            "demo_status": {arn: _status(cert, arn) for arn in demo_tagged},
+            # The Tagging API keeps listing deleted resources (ECS clusters and services, deregistered
+            # task definitions, deleted NAT gateways): each listed ARN is described by its own service.
+            "demo_status": {arn: arn_status.status(aws, arn) for arn in demo_tagged},
             "core": tagging.find_resources(aws, tags={**project, "stack": "core"}),
         },
         "direct": {
@@ -86,21 +86,12 @@ def _proof(cert: Certification) -> dict[str, Any]:
     return record
 
 
-def _status(cert: Certification, arn: str) -> str:
-    if arn.startswith("arn:aws:ecs:"):
-        return ecs.arn_status(cert.aws_session, arn)
-    return "PRESENT"  # any other service lists only resources that exist
-
-
-_GONE = ("INACTIVE", "MISSING", "DELETE_IN_PROGRESS")
-
-
 def check_destroyed(record: dict[str, Any]) -> None:
     problems = []
     if not record["destroy"]["ok"]:
         problems.append(f"terraform destroy of the demo stack failed: {record['destroy']['error']}")
     problems += [f"demo-tagged resource still present: {arn} ({status})"
-                 for arn, status in record["tagging_api"]["demo_status"].items() if status not in _GONE]
+                 for arn, status in record["tagging_api"]["demo_status"].items() if not arn_status.is_gone(status)]
     problems += [f"IAM role still present: {arn}" for arn, live in record["direct"]["execution_roles"].items() if live]
     problems += [f"log group still present: {g}" for g in record["direct"]["log_groups"]]
     if problems:
