@@ -63,7 +63,7 @@ certify: setup
 	exit $$rc
 
 report:
-	$(ALLURE) generate reports/allure-results --config allurerc.mjs --output reports/allure-report
+	ALLURE_RESULTS_DIR=reports/allure-results $(ALLURE) generate reports/allure-results --config allurerc.mjs --output reports/allure-report
 	@echo "report: reports/allure-report/index.html"
 
 up: setup

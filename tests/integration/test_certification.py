@@ -126,7 +126,8 @@ def test_the_report_renders_in_chromium_with_the_p0_scenarios(run: Run, tmp_path
     report = tmp_path / "report"
     subprocess.run(["node", str(cli), "generate", str(run.out / "allure-results"), "--config",
                     str(ROOT / "allurerc.mjs"), "--output", str(report)], check=True, cwd=ROOT,
-                   capture_output=True, timeout=300)
+                   capture_output=True, timeout=300,
+                   env={**os.environ, "ALLURE_RESULTS_DIR": str(run.out / "allure-results")})
     page = report / "index.html"
     assert page.exists()
     dom = subprocess.run(
@@ -138,3 +139,5 @@ def test_the_report_renders_in_chromium_with_the_p0_scenarios(run: Run, tmp_path
     ).stdout
     missing = [name for name in P0_SCENARIOS if name not in dom]
     assert missing == [], f"not rendered: {missing}"
+    # The report is titled with the verdict: it cannot look greener than the certification.
+    assert f"spine-certify: FAILED (profile embedded, {run.gates['cert_id']})" in dom
