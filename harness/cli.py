@@ -15,7 +15,7 @@ from harness.errors import HarnessError
 from harness.substrate import PostgresCluster, pid_alive
 from harness.substrate.base import terminate_process_group
 
-EXIT_VERDICT = {"CERTIFIED": 0, "FAILED": 1, "INCOMPLETE": 2}
+EXIT_VERDICT = {"CERTIFIED": 0, "FAILED": 1, "INCOMPLETE": 2, "ERROR": 3}
 
 
 def _project_root() -> Path:
@@ -139,7 +139,8 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("--local-only", action="store_true", help="do not contact the S3 mirror")
     verify.set_defaults(func=cmd_verify)
     verdict = sub.add_parser("verdict", help="print a bundle's verdict and gate ledger "
-                                            "(exit 0 CERTIFIED, 1 FAILED, 2 INCOMPLETE)")
+                                            "(exit 0 CERTIFIED, 1 FAILED, 2 INCOMPLETE, "
+                                            "3 ERROR: the harness could not judge)")
     verdict.add_argument("bundle")
     verdict.add_argument("--json", action="store_true", help="print gates.json as is")
     verdict.set_defaults(func=cmd_verdict)

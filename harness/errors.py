@@ -9,7 +9,7 @@
     │   └── Timeout                   a polled condition did not hold in time
     ├── ToolMissing                   a binary the run needs (terraform, initdb, tansu) is absent
     ├── EvidenceError                 the bundle is missing, tampered or would be overwritten
-    ├── PhaseBlocked                  a predecessor phase FAILED or is BLOCKED
+    ├── PhaseBlocked                  a predecessor phase is FAILED, ERROR or BLOCKED
     ├── ModeNotImplemented            the platform answers "not implemented" for a mode
     └── Finding                       a certification check found the platform not compliant
 
@@ -80,7 +80,7 @@ class EvidenceError(HarnessError):
 
 
 class PhaseBlocked(HarnessError, AssertionError):
-    """A phase cannot run because a predecessor FAILED or is BLOCKED.
+    """A phase cannot run because a predecessor is FAILED, ERROR or BLOCKED.
 
     An AssertionError too, so test reports show it as a failed check, not a broken run.
     """

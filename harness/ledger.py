@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.errors import ConfigError, PhaseBlocked
+from harness.errors import ConfigError, Finding, ModeNotImplemented, PhaseBlocked
 
 PHASES: tuple[tuple[str, str], ...] = (
     ("P(-1)", "Packaging readiness"),
@@ -27,10 +27,34 @@ PHASES: tuple[tuple[str, str], ...] = (
 PHASE_IDS = tuple(pid for pid, _ in PHASES)
 ALWAYS_RUNS = "P12"  # teardown runs last and runs even when earlier phases failed
 
-NOT_STARTED, ACTIVE, DONE, FAILED, BLOCKED, NOT_IMPLEMENTED = (
-    "NOT_STARTED", "ACTIVE", "DONE", "FAILED", "BLOCKED", "NOT_IMPLEMENTED",
+NOT_STARTED, ACTIVE, DONE, FAILED, ERROR, BLOCKED, NOT_IMPLEMENTED = (
+    "NOT_STARTED", "ACTIVE", "DONE", "FAILED", "ERROR", "BLOCKED", "NOT_IMPLEMENTED",
 )  # fmt: skip
 CERTIFIED, INCOMPLETE = "CERTIFIED", "INCOMPLETE"
+NOT_PASSED = (FAILED, ERROR, BLOCKED)  # a later phase is BLOCKED by any of these (P12 still runs)
+
+
+def outcome_of(exc: BaseException | None) -> str:
+    """A scenario's outcome from what it raised: only a Finding says the platform failed.
+
+    Every other exception means the harness could not judge: a substrate or harness error
+    (SubstrateError, EvidenceError, ConfigError, ToolMissing), a harness bug (KeyError,
+    TypeError, a bare ``assert`` in harness code: steps judge only through Finding) or a
+    skipped scenario.
+    """
+    if exc is None:
+        return "passed"
+    if isinstance(exc, PhaseBlocked):
+        return "blocked"
+    if isinstance(exc, ModeNotImplemented):
+        return "not_implemented"
+    if isinstance(exc, Finding):
+        return "failed"
+    return "error"
+
+
+def first_line(message: str) -> str:
+    return next((line.strip() for line in message.splitlines() if line.strip()), "")
 
 
 def order(phase_id: str) -> int:
@@ -43,7 +67,7 @@ def order(phase_id: str) -> int:
 @dataclass
 class ScenarioRecord:
     name: str
-    outcome: str  # passed | failed | blocked | not_implemented
+    outcome: str  # passed | failed (a Finding) | error (could not judge) | blocked | not_implemented
     duration_s: float
     message: str = ""
 
@@ -100,7 +124,7 @@ class Ledger:
         return next((p for p in self.phases.values() if p.status == ACTIVE), None)
 
     def enter(self, phase_id: str) -> None:
-        """Start (or continue) a phase; raises PhaseBlocked when a predecessor FAILED or is BLOCKED."""
+        """Start (or continue) a phase; raises PhaseBlocked when a predecessor is FAILED, ERROR or BLOCKED."""
         record = self[phase_id]
         if record.status == ACTIVE:
             return
@@ -110,7 +134,7 @@ class Ledger:
         if current is not None:
             self.close(current.phase_id)
         predecessors = [self.phases[pid] for pid in PHASE_IDS[: order(phase_id)]]
-        bad = [p for p in predecessors if p.status in (FAILED, BLOCKED)]
+        bad = [p for p in predecessors if p.status in NOT_PASSED]
         if phase_id == ALWAYS_RUNS:
             if bad:
                 record.notes.append(
@@ -138,13 +162,22 @@ class Ledger:
             return
         record.ended_at = time.time()
         outcomes = {s.outcome for s in record.scenarios}
-        if outcomes and outcomes <= {"passed", "not_implemented"} and "not_implemented" in outcomes:
+        errors = [s for s in record.scenarios if s.outcome == "error"]
+        if "failed" in outcomes:
+            # A finding was observed: the phase FAILED even if another scenario could not be judged.
+            record.status = FAILED
+            record.notes += [f"also could not judge {s.name!r}: {first_line(s.message)}" for s in errors]
+        elif errors:
+            record.status = ERROR
+            record.notes += [f"could not judge {s.name!r}: {first_line(s.message)}" for s in errors]
+        elif outcomes and outcomes <= {"passed", "not_implemented"} and "not_implemented" in outcomes:
             # The platform declares a mode this phase needs but does not build it yet.
             record.status = NOT_IMPLEMENTED
             record.notes.append("the platform answered 'not implemented' for a mode this phase needs")
             return
-        passed = bool(record.scenarios) and outcomes == {"passed"}
-        record.status = DONE if passed and not interrupted else FAILED
+        else:
+            passed = bool(record.scenarios) and outcomes == {"passed"}
+            record.status = DONE if passed and not interrupted else FAILED
         if interrupted:
             record.notes.append("the certification was interrupted while this phase was ACTIVE")
 
@@ -154,22 +187,26 @@ class Ledger:
             self.close(active.phase_id, interrupted=interrupted)
 
     def verdict(self) -> dict[str, Any]:
+        """FAILED (a finding) > ERROR (could not judge) > INCOMPLETE > CERTIFIED."""
         by_status: dict[str, list[str]] = {}
         for pid in PHASE_IDS:
             by_status.setdefault(self.phases[pid].status, []).append(pid)
-        failed = by_status.get(FAILED, []) + by_status.get(BLOCKED, [])
+        failed, errored, blocked = (by_status.get(s, []) for s in (FAILED, ERROR, BLOCKED))
         missing = by_status.get(NOT_IMPLEMENTED, [])
         not_run = by_status.get(NOT_STARTED, []) + by_status.get(ACTIVE, [])
         if failed:
             verdict = FAILED
+        elif errored or blocked:  # with no FAILED phase, every BLOCKED one is blocked by an ERROR phase
+            verdict = ERROR
         elif missing or not_run:
             verdict = INCOMPLETE
         else:
             verdict = CERTIFIED
         return {
             "verdict": verdict,
-            "failed": by_status.get(FAILED, []),
-            "blocked": by_status.get(BLOCKED, []),
+            "failed": failed,
+            "errored": errored,
+            "blocked": blocked,
             "not_implemented": missing,
             "not_run": not_run,
         }

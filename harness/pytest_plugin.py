@@ -13,7 +13,7 @@ import pytest
 
 from harness import ledger as ledger_mod
 from harness import progress, redact, report
-from harness.errors import HarnessError, ModeNotImplemented, PhaseBlocked
+from harness.errors import HarnessError
 from harness.ledger import ScenarioRecord
 from harness.session import Certification, Options, preflight
 
@@ -30,6 +30,7 @@ class _State:
     interrupted: bool = False
     gates: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
+    entering: tuple[str, str] | None = None  # (phase, scenario) whose start asks for the certification
 
 
 _STATE = pytest.StashKey[_State]()
@@ -142,9 +143,12 @@ def cert(request: pytest.FixtureRequest) -> Iterator[Certification]:
     try:
         try:
             certification.open()
-        except HarnessError as exc:
-            # Nothing can be certified without the substrate: stop after this one error.
-            request.session.shouldstop = f"the substrate did not start: {exc}"
+        except Exception as exc:
+            if state.entering is not None:  # the phase that was to start could not be judged
+                _record_unstarted(certification, *state.entering, exc)
+            if isinstance(exc, HarnessError):
+                # Nothing can be certified without the substrate: stop after this one error.
+                request.session.shouldstop = f"the substrate did not start: {exc}"
             raise
         yield certification
     finally:
@@ -153,6 +157,13 @@ def cert(request: pytest.FixtureRequest) -> Iterator[Certification]:
         progress.set_writer(None)
     if state.problems:
         raise HarnessError("closing the certification: " + "; ".join(state.problems))
+
+
+def _record_unstarted(certification: Certification, phase: str, scenario: str, exc: Exception) -> None:
+    """The certification did not open: the first phase is ERROR, recorded before the bundle is sealed."""
+    certification.ledger.enter(phase)
+    certification.ledger.record(phase, ScenarioRecord(name=scenario, outcome=ledger_mod.outcome_of(exc),
+                                                      duration_s=0.0, message=_message(exc)))
 
 
 def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
@@ -165,7 +176,10 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, sce
     allure.dynamic.title(f"{phase} · {scenario.name}")
     allure.dynamic.feature(feature.name)
     allure.dynamic.label("phase", phase)
+    state = request.config.stash[_STATE]
+    state.entering = (phase, scenario.name)
     certification: Certification = request.getfixturevalue("cert")
+    state.entering = None
     certification.current_phase = phase
     request.node.stash[_EVIDENCE_MARK] = len(certification.bundle.written)
     certification.ledger.enter(phase)
@@ -210,20 +224,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             text = str(rep.longrepr)
             if redact.scrub(text) != text:
                 rep.longrepr = redact.scrub(text)
-    if phase and certification is not None and rep.when == "call":
-        blocked = call.excinfo is not None and call.excinfo.errisinstance(PhaseBlocked)
-        missing = call.excinfo is not None and call.excinfo.errisinstance(ModeNotImplemented)
-        message = ""
-        if call.excinfo is not None:
-            message = redact.scrub(str(call.excinfo.value)).strip()
+    closed = item.config.stash[_STATE].gates is not None  # it did not open; `_record_unstarted` recorded this
+    if phase and certification is not None and rep.when == "call" and not closed:
+        exc = call.excinfo.value if call.excinfo is not None else None
         certification.ledger.record(phase, ScenarioRecord(
             name=item.stash.get(_SCENARIO, item.name),
-            outcome="passed" if rep.passed else ("blocked" if blocked else
-                                                 "not_implemented" if missing else "failed"),
+            outcome=ledger_mod.outcome_of(exc) if exc is not None or rep.passed else "error",
             duration_s=round(rep.duration, 2),
-            message=message,
+            message=_message(exc),
         ))  # fmt: skip
     return rep
+
+
+def _message(exc: BaseException | None) -> str:
+    """What a scenario raised, secrets masked; a non-harness exception keeps its type (`KeyError: 'x'`)."""
+    if exc is None:
+        return ""
+    text = redact.scrub(str(exc)).strip()
+    if isinstance(exc, HarnessError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @pytest.hookimpl(tryfirst=True)

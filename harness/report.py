@@ -9,41 +9,53 @@ from typing import TYPE_CHECKING, Any
 import allure
 
 from harness import redact
+from harness.errors import Finding, ModeNotImplemented, PhaseBlocked
+from harness.ledger import first_line
 
 if TYPE_CHECKING:
     from harness.session import Certification
 
+FINDING, COULD_NOT_JUDGE, NOT_IMPLEMENTED = (
+    "Fail-closed finding", "Substrate or harness error (could not judge)", "Not implemented by the platform",
+)  # fmt: skip
+# Allure matches these against "<module.Type>: <message>" of what a scenario raised. The patterns
+# exclude each other (Allure 2 gives a result every category that matches in full, Allure 3's
+# allure2 plugin the first that matches anywhere) and use [\s\S] instead of the (?s) flag, which
+# JavaScript's RegExp does not know.
+_FINDING = r"Finding: FINDING \[|PhaseBlocked: \S+ is BLOCKED: predecessor \S+ is FAILED"
+_NOT_IMPLEMENTED = r"ModeNotImplemented: "
 CATEGORIES = [
     {
-        "name": "Fail-closed finding",
-        "description": "The platform or substrate is out of compliance with a phase's Definition of Done.",
-        "matchedStatuses": ["failed", "broken"],
-        "messageRegex": r"(?s).*(Finding|FINDING \[|PhaseBlocked|is BLOCKED).*",
+        "name": FINDING,
+        "description": "The platform or substrate is out of compliance with a phase's Definition of Done "
+                       "(or the phase is blocked by one that is).",
+        "matchedStatuses": ["failed"],
+        "messageRegex": rf"[\s\S]*({_FINDING})[\s\S]*",
     },
     {
-        "name": "Substrate error",
-        "description": "A substrate call or process failed (AWS, Kafka, PostgreSQL, Terraform).",
-        "matchedStatuses": ["failed", "broken"],
-        "messageRegex": r"(?s).*(SubstrateError|NotFound|PreconditionFailed|PortInUse|Timeout|ToolMissing).*",
+        "name": NOT_IMPLEMENTED,
+        "description": "The platform answers 'not implemented' for a mode the phase needs: NOT_IMPLEMENTED.",
+        "matchedStatuses": ["broken"],
+        "messageRegex": rf"[\s\S]*({_NOT_IMPLEMENTED})[\s\S]*",
     },
     {
-        "name": "Harness defect",
-        "description": "An unexpected error inside the harness itself.",
+        "name": COULD_NOT_JUDGE,
+        "description": "A substrate call or process failed (AWS, Kafka, PostgreSQL, Terraform), the evidence, "
+                       "configuration or a tool was wrong, or the harness itself broke: the phase is ERROR, "
+                       "not FAILED (or is blocked by an ERROR phase).",
         "matchedStatuses": ["failed", "broken"],
-        "messageRegex": r"(?s)^(?!.*(Finding|FINDING \[|PhaseBlocked|is BLOCKED|SubstrateError|NotFound|"
-        r"PreconditionFailed|PortInUse|Timeout|ToolMissing)).*",
+        "messageRegex": rf"^(?![\s\S]*({_FINDING}|{_NOT_IMPLEMENTED}))[\s\S]*$",
     },
 ]
 
 
 def category_of(exc: BaseException) -> str:
-    from harness.errors import Finding, PhaseBlocked, SubstrateError, ToolMissing
-
-    if isinstance(exc, (Finding, PhaseBlocked)):
-        return "fail-closed finding"
-    if isinstance(exc, (SubstrateError, ToolMissing)):
-        return "substrate error"
-    return "harness defect"
+    """The name of the Allure category a scenario that raised ``exc`` falls in (also set as its label)."""
+    if isinstance(exc, Finding) or (isinstance(exc, PhaseBlocked) and exc.blocker_status == "FAILED"):
+        return FINDING
+    if isinstance(exc, ModeNotImplemented):
+        return NOT_IMPLEMENTED
+    return COULD_NOT_JUDGE
 
 
 def write_allure_metadata(results_dir: Path, env: dict[str, str]) -> None:
@@ -78,11 +90,22 @@ def summary_table(gates: dict[str, Any], bundle: Path) -> list[str]:
 def verdict_line(gates: dict[str, Any]) -> str:
     line = f"verdict: {gates['verdict']} (profile {gates['profile']}, {gates['cert_id']})"
     parts = []
-    for key, label in (("failed", "failed"), ("blocked", "blocked"), ("not_implemented", "not implemented"),
-                       ("not_run", "not run")):
+    for key, label in (("failed", "failed"), ("errored", "errored"), ("blocked", "blocked"),
+                       ("not_implemented", "not implemented"), ("not_run", "not run")):
         if gates.get(key):
-            parts.append(f"{label}: {', '.join(gates[key])}")
+            shown = [_with_error(gates, pid) if key == "errored" else pid for pid in gates[key]]
+            parts.append(f"{label}: {', '.join(shown)}")
     return line + ("; " + "; ".join(parts) if parts else "")
+
+
+def _with_error(gates: dict[str, Any], phase_id: str, *, width: int = 240) -> str:
+    """`P0 (could not judge: <the first error's first line>)`; the whole message is in gates.json."""
+    phase: dict[str, Any] = next((p for p in gates["phases"] if p["phase_id"] == phase_id), {})
+    error = next((s for s in phase.get("scenarios", []) if s["outcome"] == "error"), None)
+    if error is None:
+        return phase_id
+    text = first_line(error["message"])
+    return f"{phase_id} (could not judge: {text if len(text) <= width else text[: width - 1] + '…'})"
 
 
 def close_scenario(cert: Certification, *, since: int) -> None:

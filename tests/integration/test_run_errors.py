@@ -61,7 +61,55 @@ def test_an_unreachable_substrate_stops_after_one_error_with_a_sealed_bundle(tmp
     assert "1 failed in" in run.stdout.splitlines()[-1]
     bundle = tmp_path / "reports" / "certifications" / "cert-unreachable"
     gates = json.loads((bundle / "gates.json").read_text())
-    assert gates["verdict"] == "INCOMPLETE" and all(p["status"] != "DONE" for p in gates["phases"])
+    # Nothing was judged: the first phase could not start, so the verdict is ERROR, not FAILED.
+    first = gates["phases"][0]
+    assert (gates["verdict"], gates["errored"], gates["failed"]) == ("ERROR", ["P(-1)"], [])
+    assert first["status"] == "ERROR" and [s["outcome"] for s in first["scenarios"]] == ["error"]
+    assert "Unreachable" in first["scenarios"][0]["message"] and "could not judge" in first["notes"][0]
+    assert all(p["status"] == "NOT_STARTED" for p in gates["phases"][1:])
+    assert f"verdict: ERROR (profile embedded, cert-unreachable); errored: P(-1) (could not judge: connect aws: " \
+        f"Unreachable: --aws-endpoint {endpoint} does not answer" in run.stdout
     verify = subprocess.run([sys.executable, "-m", "harness.cli", "verify", str(bundle), "--local-only"],
                             capture_output=True, text=True, cwd=ROOT)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    verdict = subprocess.run([sys.executable, "-m", "harness.cli", "verdict", str(bundle)],
+                             capture_output=True, text=True, cwd=ROOT)
+    assert verdict.returncode == 3, verdict.stdout + verdict.stderr
+
+
+FAULT_PLUGIN = '''
+from harness.errors import Timeout
+
+
+def pytest_bdd_before_step_call(request, feature, scenario, step, step_func, step_func_args):
+    if scenario.name == "The artifact is built and pushed under an immutable tag":
+        raise Timeout("the injected fault", operation="ecr.push")
+'''
+
+
+@pytest.mark.substrate
+def test_a_substrate_error_in_a_scenario_is_error_not_failed(tmp_path: Path) -> None:
+    (tmp_path / "substrate_fault.py").write_text(FAULT_PLUGIN)
+    results = tmp_path / "allure-results"
+    run = certify(tmp_path, "-p", "substrate_fault", "--cert-id", "cert-fault", "--alluredir", str(results),
+                  "-k", "built_and_pushed_under_an_immutable_tag or run_manifest_is_written_before",
+                  env={"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])})
+    assert run.returncode == 1, run.stdout + run.stderr
+    gates = json.loads((tmp_path / "reports/certifications/cert-fault/gates.json").read_text())
+    pm1, p1 = gates["phases"][0], gates["phases"][2]
+    assert (gates["verdict"], gates["errored"], gates["blocked"], gates["failed"]) == ("ERROR", ["P(-1)"], ["P1"], [])
+    assert pm1["status"] == "ERROR"
+    assert [(s["outcome"], s["message"]) for s in pm1["scenarios"]] == [
+        ("error", "ecr.push: Timeout: the injected fault")]
+    assert p1["status"] == "BLOCKED" and p1["blocked_by"] == "P(-1)"
+    assert [(s["outcome"], s["message"]) for s in p1["scenarios"]] == [
+        ("blocked", "P1 is BLOCKED: predecessor P(-1) is ERROR")]
+    assert "verdict: ERROR (profile embedded, cert-fault); errored: P(-1) (could not judge: ecr.push: Timeout: " \
+           "the injected fault); blocked: P1; not run: P0" in run.stdout
+    # Allure: broken (not failed) and in the could-not-judge category.
+    allure = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
+    faulted = next(r for r in allure if r["name"].endswith("The artifact is built and pushed under an immutable tag"))
+    assert faulted["status"] == "broken"
+    assert {"name": "category", "value": "Substrate or harness error (could not judge)"} in faulted["labels"]
+    categories = json.loads((results / "categories.json").read_text())
+    assert "Substrate or harness error (could not judge)" in [c["name"] for c in categories]

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, evidence
+from harness import cli, evidence, report
+from harness.errors import PhaseBlocked
 from harness.ledger import Ledger, ScenarioRecord
 
 
@@ -37,6 +38,38 @@ def test_verdict_failed_exit_code_and_json(tmp_path: Path, capsys: pytest.Captur
     root = _bundle(tmp_path, ledger)
     assert cli.main(["verdict", str(root), "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["failed"] == ["P0"]
+
+
+def test_verdict_error_exit_code_names_what_could_not_be_judged(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    ledger = Ledger({"P0", "P1"})
+    ledger.enter("P0")
+    ledger.record("P0", ScenarioRecord(name="s", outcome="error", duration_s=1.0,
+                                       message="s3.get: NoSuchBucket: bucket b\ndetail"))
+    with pytest.raises(PhaseBlocked):
+        ledger.enter("P1")
+    ledger.close_all()
+    root = _bundle(tmp_path, ledger)
+    assert cli.main(["verdict", str(root)]) == 3
+    out = capsys.readouterr().out
+    assert "verdict: ERROR (profile embedded, cert-v); errored: P0 (could not judge: s3.get: NoSuchBucket: " \
+           "bucket b); blocked: P1; not implemented: P(-1), P2" in out
+    assert "P0     ERROR" in out and "P1     BLOCKED (by P0)" in out
+    assert cli.main(["verdict", str(root), "--json"]) == 3
+    gates = json.loads(capsys.readouterr().out)
+    assert (gates["verdict"], gates["errored"], gates["failed"], gates["blocked"]) == ("ERROR", ["P0"], [], ["P1"])
+
+
+def test_the_verdict_line_cuts_a_long_error_but_gates_keep_it() -> None:
+    ledger = Ledger({"P0"})
+    ledger.enter("P0")
+    ledger.record("P0", ScenarioRecord(name="s", outcome="error", duration_s=1.0, message="terraform: " + "x" * 500))
+    ledger.close_all()
+    gates = {"cert_id": "cert-v", "profile": "embedded", **ledger.to_json()}
+    line = report.verdict_line(gates)
+    assert line.startswith("verdict: ERROR (profile embedded, cert-v); errored: P0 (could not judge: terraform: xxx")
+    assert line.endswith("x…); not implemented: P(-1), P1, P2, P3, P4, P5, P6, P7, P8, P9, P10, P11, P12")
+    assert len(line) < 400 and len(gates["phases"][1]["scenarios"][0]["message"]) == 511
 
 
 def test_verify_and_verdict_refuse_what_is_not_a_bundle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
