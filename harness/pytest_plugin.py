@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,6 +263,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     facts = state.cert.env_facts()
     if state.gates is not None:  # the verdict beside the results, so the report says what the console says
         facts["verdict"] = str(state.gates["verdict"])
+        report.write_unjudged_phases(Path(results), {**state.gates, "cert_id": state.cert.cert_id},
+                                     now_ms=int(time.time() * 1000))
     report.write_allure_metadata(Path(results), facts)
     redact.scrub_tree(Path(results))
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +49,47 @@ CATEGORIES = [
         "messageRegex": rf"^(?![\s\S]*({_FINDING}|{_NOT_IMPLEMENTED}))[\s\S]*$",
     },
 ]
+
+
+_UNJUDGED = {
+    "NOT_IMPLEMENTED": "the platform builds no surface for this phase yet (no feature, or its modes answer "
+                       "'not implemented'): NOT_IMPLEMENTED",
+    "NOT_STARTED": "this phase did not run in this certification (interrupted, or its scenarios were not "
+                   "selected): NOT_RUN",
+    "BLOCKED": "this phase is BLOCKED by {blocked_by}",
+}
+
+
+def write_unjudged_phases(results_dir: Path, gates: dict[str, Any], *, now_ms: int) -> list[str]:
+    """A non-passing Allure result for each phase that ran no scenario (NOT_IMPLEMENTED, NOT_RUN, BLOCKED).
+
+    Without them a report shows only what ran, and a certification with phases missing looks green.
+    Returns the phase ids written.
+    """
+    written = []
+    for phase in gates["phases"]:
+        reason = _UNJUDGED.get(phase["status"])
+        if reason is None or phase["scenarios"]:
+            continue
+        status = "NOT_RUN" if phase["status"] == "NOT_STARTED" else phase["status"]
+        message = (f"{phase['phase_id']} {status}: " + reason.format(blocked_by=phase.get("blocked_by"))
+                   + f" (certification verdict {gates['verdict']})")
+        key = f"{gates['cert_id']}/{phase['phase_id']}"
+        result = {
+            "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"spine-certify:{key}")),
+            "historyId": hashlib.sha256(key.encode()).hexdigest()[:32],
+            "name": f"{phase['phase_id']} {phase['name']}: {status}",
+            "fullName": f"spine-certify.{phase['phase_id']}",
+            "status": "broken" if phase["status"] != "BLOCKED" else "failed",
+            "statusDetails": {"message": message},
+            "stage": "finished", "start": now_ms, "stop": now_ms,
+            "labels": [{"name": "phase", "value": phase["phase_id"]}, {"name": "suite", "value": phase["phase_id"]},
+                       {"name": "category", "value": NOT_IMPLEMENTED if phase["status"] == "NOT_IMPLEMENTED"
+                        else COULD_NOT_JUDGE}],
+        }
+        (results_dir / f"{result['uuid']}-result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+        written.append(phase["phase_id"])
+    return written
 
 
 def category_of(exc: BaseException) -> str:

@@ -111,5 +111,11 @@ def test_a_substrate_error_in_a_scenario_is_error_not_failed(tmp_path: Path) -> 
     faulted = next(r for r in allure if r["name"].endswith("The artifact is built and pushed under an immutable tag"))
     assert faulted["status"] == "broken"
     assert {"name": "category", "value": "Substrate or harness error (could not judge)"} in faulted["labels"]
+    # Every phase that ran no scenario is a non-passing result naming why; P1's blocked scenario is its own.
+    unjudged = {r["fullName"]: r for r in allure if r["fullName"].startswith("spine-certify.")}
+    assert unjudged["spine-certify.P0"]["status"] == "broken"
+    assert unjudged["spine-certify.P0"]["statusDetails"]["message"].startswith("P0 NOT_RUN: this phase did not run")
+    assert "spine-certify.P1" not in unjudged and "spine-certify.P(-1)" not in unjudged
+    assert len(unjudged) == 12  # P0 and P2..P12
     categories = json.loads((results / "categories.json").read_text())
     assert "Substrate or harness error (could not judge)" in [c["name"] for c in categories]
