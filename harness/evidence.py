@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import canonical, redact
+from harness import canonical, certificate, redact
 from harness.errors import EvidenceError
 
 MANIFEST = "manifest.json"
@@ -127,11 +127,13 @@ class VerifyReport:
     mirror_status: str = "not configured"
     mirror_changed: list[str] = field(default_factory=list)
     mirror_missing: list[str] = field(default_factory=list)
+    certificate: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.digest_ok and not (
             self.changed or self.missing or self.extra or self.mirror_changed or self.mirror_missing
+            or self.certificate
         )
 
     def lines(self) -> list[str]:
@@ -142,6 +144,7 @@ class VerifyReport:
             out.append(f"{'changed':8} {MANIFEST} (it is not the manifest that sealed this bundle)")
         out += [f"{'changed':8} s3 mirror: {p}" for p in self.mirror_changed]
         out += [f"{'missing':8} s3 mirror: {p}" for p in self.mirror_missing]
+        out += [f"{'certificate':8} {p}" for p in self.certificate]
         return out
 
 
@@ -175,6 +178,7 @@ def verify_local(bundle: Path) -> tuple[VerifyReport, dict[str, Any]]:
     raw = (bundle / MANIFEST).read_bytes()
     report.digest_ok = (canonical.digest_of(_sealed_fields(manifest)) == manifest.get("bundle_digest")
                         and raw == canonical.dumps(manifest))
+    report.certificate = certificate.check(bundle)  # what the certificate claims is what the bundle holds
     return report, manifest
 
 

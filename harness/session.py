@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from harness import canonical, mirror, progress, redact
+from harness import canonical, certificate, mirror, progress, redact
 from harness import handles as handles_mod
 from harness.aws import AwsSession, s3, ssm
 from harness.errors import ConfigError, EvidenceError, HarnessError, SubstrateError
@@ -229,7 +229,9 @@ class Certification:
         for stack in self._stacks.values():
             if stack.log_path.exists():
                 self.bundle.copy_file(f"substrate/logs/{stack.log_path.name}", stack.log_path)
-        self.bundle.write_json("gates.json", self.gates())
+        gates = self.gates()
+        self.bundle.write_json("gates.json", gates)
+        self.bundle.write_json(certificate.CERTIFICATE, certificate.build(self.bundle.root, gates))
 
     def gates(self) -> dict[str, Any]:
         return {

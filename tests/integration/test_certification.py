@@ -69,6 +69,8 @@ def test_a_failing_p0_check_still_runs_p12_and_the_verdict_is_failed(run: Run) -
     assert "verdict: FAILED" in run.result.stdout.str()
     environment = (run.out / "allure-results" / "environment.properties").read_text()
     assert "verdict=FAILED" in environment.splitlines()
+    cert = json.loads((run.bundle / "certificate.json").read_text())
+    assert (cert["verdict"], cert["phases"]["P0"], cert["failed"]) == ("FAILED", "FAILED", run.gates["failed"])
 
 
 def test_the_nat_finding_names_the_planted_gateway(run: Run) -> None:
