@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from typing import Any
 
 from harness import db, ingress
@@ -21,6 +22,61 @@ PATTERNS = ("card_testing", "velocity_burst", "high_value_new_merchant")
 REASON_PATTERN = {"card_testing": "card_testing", "velocity": "velocity_burst",
                   "high_value_new_merchant": "high_value_new_merchant"}
 OUTCOMES = ("APPROVE", "REVIEW", "DECLINE")
+
+
+def policy(features: dict[str, Any], amount_minor: int) -> tuple[str, list[str]]:
+    """The decision the contract's policy `spine-rules/1` (§6) gives, recomputed by the harness.
+
+    The reasons in the table's order; the outcome the strongest of them (DECLINE > REVIEW), APPROVE with none.
+    """
+    reasons, outcome = [], "APPROVE"
+    if amount_minor < 500 and features.get("small_count_10m", 0) >= 3:
+        reasons.append("card_testing")
+        outcome = "DECLINE" if features["small_count_10m"] >= 5 else "REVIEW"
+    if features.get("count_15m", 0) >= 4 and features.get("distinct_merchants_15m", 0) >= 3:
+        reasons.append("velocity")
+        outcome = "DECLINE" if outcome == "DECLINE" else "REVIEW"
+    if amount_minor >= 100_000 and features.get("merchant_new_for_card") is True:
+        reasons.append("high_value_new_merchant")
+        outcome = "DECLINE"
+    return outcome, reasons
+
+
+FEATURE_NAMES = ("card_event_index", "count_10m", "small_count_10m", "count_15m", "distinct_merchants_15m",
+                 "amount_sum_15m", "merchant_new_for_card")
+
+
+def features(traffic: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """event_id → the features of contract §6, recomputed from the run's traffic records in arrival order.
+
+    Each record: ``partition``, ``offset``, ``event_id``, ``card_id``, ``merchant_id``, ``amount_minor``,
+    ``ts_us``. A card's events share a partition (the record key), so offset order is its arrival order;
+    windows are in event time, both ends inclusive, over the card's events that arrived before it and itself.
+    """
+    seen: dict[str, list[dict[str, Any]]] = {}
+    out: dict[str, dict[str, Any]] = {}
+    for r in sorted(traffic, key=lambda r: (r["partition"], r["offset"])):
+        earlier = seen.setdefault(r["card_id"], [])
+        ts = r["ts_us"]
+        w10 = [e for e in [*earlier, r] if ts - 600_000_000 <= e["ts_us"] <= ts]
+        w15 = [e for e in [*earlier, r] if ts - 900_000_000 <= e["ts_us"] <= ts]
+        out[r["event_id"]] = {
+            "card_event_index": len(earlier),
+            "count_10m": len(w10),
+            "small_count_10m": sum(1 for e in w10 if e["amount_minor"] < 500),
+            "count_15m": len(w15),
+            "distinct_merchants_15m": len({e["merchant_id"] for e in w15}),
+            "amount_sum_15m": sum(e["amount_minor"] for e in w15),
+            "merchant_new_for_card": all(e["merchant_id"] != r["merchant_id"] for e in earlier),
+        }
+        earlier.append(r)
+    return out
+
+
+def ts_us(text: str) -> int:
+    """An envelope's ``ts_utc`` as µs since the epoch."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
 
 
 def sha256(data: bytes) -> str:

@@ -56,6 +56,11 @@ def _(decided: dict[str, Any]) -> None:
     p09.check(decided, "decisions")
 
 
+@then("every decision is the contract's policy applied to the features the harness recomputes from the traffic topic")
+def _(decided: dict[str, Any]) -> None:
+    p09.check(decided, "policy")
+
+
 @then("every decision has exactly one DLA record holding the published bytes, and every DLA record a decision")
 def _(decided: dict[str, Any]) -> None:
     p09.check(decided, "dla")

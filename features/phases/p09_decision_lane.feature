@@ -10,6 +10,7 @@ Feature: P9 decision lane and decision log audit
     When the harness consumes the decision topic and reads the DLA
     Then the decision observation is recorded as runs/<platform_run_id>/decision_lane/decisions_observed.json
     And every admitted event has exactly one decision, with the contract's decision id and well-formed reasons
+    And every decision is the contract's policy applied to the features the harness recomputes from the traffic topic
     And every decision has exactly one DLA record holding the published bytes, and every DLA record a decision
     And the decision lane's summary equals the harness's count
 

@@ -102,11 +102,12 @@ def restart_daemon(cert: Certification, mode: str, *, while_stopped: Callable[[]
     if old.process.exit_code != 0:
         raise Finding(f"{cert.current_phase or 'P2'}.daemon_stop",
                       [f"{mode} exited {old.process.exit_code} on SIGTERM, not 0:\n{old.process.output()[-1500:]}"])
-    result = while_stopped()
-    process, url = start_daemon(cert, pins, mode, service=old.service)
-    daemons[mode] = Daemon(mode, old.service, process, url)
-    _wait_ready(daemons[mode])
-    return result
+    try:
+        return while_stopped()
+    finally:  # the daemon runs again whatever happened while it was stopped
+        process, url = start_daemon(cert, pins, mode, service=old.service)
+        daemons[mode] = Daemon(mode, old.service, process, url)
+        _wait_ready(daemons[mode])
 
 
 def ig(cert: Certification) -> Daemon:

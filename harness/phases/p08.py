@@ -99,8 +99,11 @@ def judge_lag(obs: dict[str, Any]) -> list[str]:
             problems.append(f"partition {p}: RTDL's claim has acknowledged end {said.get('acked_end_offset')!r}, "
                             f"IG's receipts give {end}")
         observed = obs["committed"].get(str(p))
-        if isinstance(said.get("committed_offset"), int) and observed is not None \
-                and said["committed_offset"] > observed:
+        if not isinstance(said.get("committed_offset"), int) or said["committed_offset"] < end - obs["lag_max"]:
+            problems.append(f"partition {p}: RTDL claims caught up at committed offset "
+                            f"{said.get('committed_offset')!r}, short of the acknowledged end {end} by more than "
+                            f"RTDL_CAUGHT_UP_LAG_MAX {obs['lag_max']}")
+        elif observed is not None and said["committed_offset"] > observed:
             problems.append(f"partition {p}: RTDL claims committed offset {said['committed_offset']}, the broker "
                             f"holds {observed} for its group")
     return problems
@@ -132,6 +135,9 @@ def observe_archive(cert: Certification, pins: p01.Pins, lag: dict[str, Any]) ->
     run = pins.platform_run_id
     topic = cert.handles.topic_roles["traffic"]
     acked = {int(p): e for p, e in lag["acked_end_offsets"].items()}
+    # The committed offsets first: an object archived after this read is extra, never a false "committed
+    # before archived".
+    committed = pipeline.committed(cert.kafka(), "rtdl", run, topic)
     records = read_all(cert.kafka(), topic, min_end=acked, timeout_s=60)
     bucket = cert.handles.bucket("archive").name
     return {
@@ -141,7 +147,7 @@ def observe_archive(cert: Certification, pins: p01.Pins, lag: dict[str, Any]) ->
         "records": [{"partition": r.partition, "offset": r.offset, "sha256": pipeline.sha256(r.value),
                      "run": (ingress.decode(r).platform_run_id == run)} for r in records],
         "objects": pipeline.archive_objects(cert.aws_session, bucket, run, topic),
-        "committed": pipeline.committed(cert.kafka(), "rtdl", run, topic),
+        "committed": committed,
         "index": claims.get(cert, pins, INDEX),
         # Where RTDL says it stood when it wrote the index: objects archived later are rightly not in it.
         "indexed_up_to": {p: v.get("committed_offset") for p, v in

@@ -21,7 +21,7 @@ from harness.session import Certification
 from harness.wait import wait_until
 
 SUMMARY = "decision_lane/summary.json"
-FAMILIES = ("decisions", "dla", "ground_truth", "summary")
+FAMILIES = ("decisions", "policy", "dla", "ground_truth", "summary")
 CLAIM_TIMEOUT_S = 180.0
 
 
@@ -52,16 +52,59 @@ def observe(cert: Certification, pins: p01.Pins, *, claim: dict[str, Any] | None
     topic = cert.handles.topic_roles["decision"]
     decisions, shortfall = pipeline.run_records(cert.kafka(), topic, run, identity="decision_id",
                                                 expected=len(admitted))
+    traffic = ingress.topic_events(cert.kafka(), cert.handles.topic_roles["traffic"],
+                                   min_end=ingress.acked_end_offsets(receipts))
     return {
         "platform_run_id": run,
         "topic": topic,
         "admitted": admitted,
+        "traffic": [traffic_row(e.partition, e.offset, e.event) for e in traffic
+                    if e.platform_run_id == run and e.event is not None],
         "decisions": decisions,
         "read_shortfall": shortfall,
         "dla": pipeline.dla_rows(dsn(cert), run),
         "truth": pipeline.ground_truth(cert.aws_session, pins.run_config["oracle_root"]),
         "claim": claim,
     }
+
+
+def traffic_row(partition: int, offset: int, event: dict[str, Any]) -> dict[str, Any]:
+    """What the feature recomputation needs of one traffic record (None fields: not an envelope)."""
+    raw = event.get("payload")
+    payload: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    try:
+        ts = pipeline.ts_us(str(event.get("ts_utc")))
+    except ValueError:
+        ts = None
+    return {"partition": partition, "offset": offset, "event_id": event.get("event_id"), "ts_us": ts,
+            "card_id": payload.get("card_id"), "merchant_id": payload.get("merchant_id"),
+            "amount_minor": payload.get("amount_minor")}
+
+
+def judge_policy(obs: dict[str, Any]) -> list[str]:
+    """Each decision's features against the harness's recomputation from the traffic topic, and its outcome
+    and reasons against the contract's policy applied to them."""
+    rows = [r for r in obs["traffic"] if r["ts_us"] is not None and isinstance(r["amount_minor"], int)]
+    recomputed = pipeline.features(rows)
+    amounts = {r["event_id"]: r["amount_minor"] for r in rows}
+    problems = []
+    for d in obs["decisions"]:
+        v, event = d["value"], str(d["value"].get("event_id"))
+        if event not in recomputed:
+            problems.append(f"decision {v.get('decision_id')} is for {event}, which is not a record of the run on "
+                            "the traffic topic")
+            continue
+        claimed = v.get("features") if isinstance(v.get("features"), dict) else {}
+        differs = {k: (claimed.get(k), recomputed[event][k]) for k in pipeline.FEATURE_NAMES
+                   if claimed.get(k) != recomputed[event][k]}
+        if differs:
+            problems.append(f"decision for {event}: features (decision, recomputed from the traffic topic) "
+                            f"{differs}")
+        outcome, reasons = pipeline.policy(recomputed[event], amounts[event])
+        if (v.get("decision"), v.get("reasons")) != (outcome, reasons):
+            problems.append(f"decision for {event}: {v.get('decision')} {v.get('reasons')}; the policy on the "
+                            f"recomputed features gives {outcome} {reasons}")
+    return problems
 
 
 def judge(obs: dict[str, Any]) -> dict[str, Any]:
@@ -75,11 +118,13 @@ def judge(obs: dict[str, Any]) -> dict[str, Any]:
         problems["decisions"].append(obs["read_shortfall"])
     if not admitted:
         problems["decisions"].append("the run has no ADMITTED receipt: there is nothing to decide")
-    missing = sorted(admitted - set(per_event))
+    missing = sorted(admitted - set(per_event), key=str)
     if missing:
         problems["decisions"].append(f"{len(missing)} admitted event(s) have no decision: {missing[:10]}")
-    problems["decisions"] += [f"event {e} has {n} decision records" for e, n in sorted(per_event.items()) if n > 1]
-    problems["decisions"] += [f"decision {i} is on the topic {n} times" for i, n in sorted(per_id.items()) if n > 1]
+    problems["decisions"] += [f"event {e} has {n} decision records"
+                              for e, n in sorted(per_event.items(), key=str) if n > 1]
+    problems["decisions"] += [f"decision {i} is on the topic {n} times"
+                              for i, n in sorted(per_id.items(), key=str) if n > 1]
     problems["decisions"] += [f"decision for {e}, which has no ADMITTED receipt"
                               for e in sorted(set(per_event) - admitted, key=str)]
     for d in obs["decisions"]:
@@ -116,7 +161,11 @@ def judge(obs: dict[str, Any]) -> dict[str, Any]:
     problems["dla"] += [f"DLA record {i} (event {dla_by_id[i]['event_id']}) has no decision on the topic"
                         for i in sorted(set(dla_by_id) - set(topic_by_id))]
 
+    problems["policy"] += judge_policy(obs)
     scores = score(obs["truth"], values)
+    if not any(s["injected"] for s in scores["patterns"].values()):
+        problems["ground_truth"].append("the stream view holds no injected fraud pattern: there is nothing to "
+                                        "score the decisions against")
     for pattern, s in scores["patterns"].items():
         if s["injected"] and not s["flagged"]:
             problems["ground_truth"].append(f"pattern {pattern}: {s['injected']} injected event(s), none flagged "
@@ -290,8 +339,12 @@ def _json(value: Any) -> str:
 
 
 def check_overwrite_refused(record: dict[str, Any]) -> None:
+    expected = {"update": "42501", "delete": "42501", "insert_again": "23505"}  # privilege; unique violation
     problems = [f"{name} of DLA record {record['decision_id']} as {record['as_role']} was not refused by the "
                 f"database: {outcome}" for name, outcome in record["attempts"].items() if not outcome["refused"]]
+    problems += [f"{name} of DLA record {record['decision_id']} was refused with SQLSTATE {outcome['sqlstate']}, "
+                 f"not {expected[name]}: {outcome.get('message')}" for name, outcome in record["attempts"].items()
+                 if outcome["refused"] and outcome["sqlstate"] != expected.get(name)]
     if record["after"] != record["before"]:
         problems.append(f"DLA record {record['decision_id']} changed: {record['before']} → {record['after']}")
     if problems:

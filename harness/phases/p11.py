@@ -51,6 +51,14 @@ def _outcome(cert: Certification, pins: p01.Pins, reporter_id: str, code: int | 
             "refused": claims.get(cert, pins, f"obs/refused_{reporter_id}.json")}
 
 
+def _obs_keys(cert: Certification, pins: p01.Pins) -> list[str]:
+    """Every object under the run's obs/ (and run_completed.json), as the evidence bucket lists them."""
+    bucket, prefix = s3.split_url(pins.evidence_root)
+    keys = s3.list_keys(cert.aws_session, bucket=bucket, prefix=prefix + "obs/")
+    return sorted(k[len(prefix):] for k in keys) + ([COMPLETED] if s3.get_optional(
+        cert.aws_session, bucket=bucket, key=prefix + COMPLETED) is not None else [])
+
+
 def _ran(cert: Certification, pins: p01.Pins, reporter_id: str, **overrides: str) -> dict[str, Any]:
     result = _reporter(cert, pins, reporter_id, **overrides)
     return _outcome(cert, pins, reporter_id, result.exit_code, result.stderr)
@@ -70,11 +78,14 @@ def _manual(cert: Certification) -> dict[str, Any]:
     holder = f"manual-closeout-{cert.cert_id}"
     taken = closeout.take(aws, table, run, holder=holder, lease_s=MANUAL_LEASE_S)
     reporter_id = f"reporter-while-held-{uuid.uuid4().hex[:8]}"
+    before = _obs_keys(cert, pins)
     outcome = _ran(cert, pins, reporter_id)
+    written = sorted(set(_obs_keys(cert, pins)) - set(before))
     completed = claims.get(cert, pins, COMPLETED)
     released = closeout.attempt(closeout.release, aws, table, run, holder=holder, token=int(taken["token"]))
     record = {"platform_run_id": run, "holder": holder, "token": int(taken["token"]), "taken": taken,
-              "reporter": outcome, "run_completed_present": completed is not None, "released": released}
+              "reporter": outcome, "run_completed_present": completed is not None, "released": released,
+              "written_while_held": written}
     cert.evidence(f"runs/{run}/obs/p11_manual_closeout.json", record)
     return record
 
@@ -92,6 +103,10 @@ def check_manual_blocks(record: dict[str, Any]) -> None:
                         f"{record['token']}")
     if record["run_completed_present"]:
         problems.append("run_completed.json was written while the manual closeout held the lock")
+    extra = [k for k in record.get("written_while_held", [])
+             if k != f"obs/conflict_{reporter['reporter']}.json"]
+    if extra:
+        problems.append(f"the reporter wrote without the lock: {extra}")
     if not record["released"]["accepted"]:
         problems.append(f"the manual closeout could not release its own lock: {record['released']}")
     if problems:
@@ -147,6 +162,9 @@ def check_one_closes(record: dict[str, Any]) -> None:
                         f"{int(lock['token'])}")
     for loser in losers:
         conflict = loser["conflict"]
+        if conflict is not None and conflict.get("state") != "HELD":
+            raise HarnessError(f"{loser['reporter']} met the lock {conflict.get('state')!r}, not HELD: the two "
+                               "reporters did not overlap, so this run shows no contention (start them again)")
         if loser["exit_code"] != 1:
             problems.append(f"{loser['reporter']} exited {loser['exit_code']}, not 1")
         if conflict is None:
@@ -215,8 +233,8 @@ def _after(cert: Certification) -> dict[str, Any]:
     reporter_id = f"reporter-after-close-{uuid.uuid4().hex[:8]}"
     again = _ran(cert, pins, reporter_id)
     record = {"platform_run_id": run, "reporter_after_close": again,
-              "fenced_with_old_token": closeout.attempt(closeout.fence, aws, table, run, holder=stale["holder"],
-                                                        token=stale["current_token"]),
+              # The closer's own holder and token: refused only because the run is CLOSED.
+              "fenced_with_old_token": closeout.attempt(closeout.fence, aws, table, run, **_closer(before)),
               "retake": closeout.attempt(closeout.take, aws, table, run, holder=stale["holder"], lease_s=60),
               "lock": closeout.current(aws, table, run),
               "run_completed_unchanged": before is not None
@@ -224,6 +242,11 @@ def _after(cert: Certification) -> dict[str, Any]:
               "winner": [r["reporter"] for r in two["reporters"] if r["exit_code"] == 0]}
     cert.evidence(f"runs/{run}/obs/p11_after_close.json", record)
     return record
+
+
+def _closer(completed: bytes | None) -> dict[str, Any]:
+    record = _parsed(completed) or {}
+    return {"holder": str(record.get("closed_by")), "token": int(record.get("fencing_token") or 0)}
 
 
 def check_closed_stays_closed(record: dict[str, Any]) -> None:
@@ -274,9 +297,20 @@ def observe(cert: Certification, pins: p01.Pins) -> dict[str, Any]:
         "run_config_digest": pins.run_config_digest,
         "topic_names": names,
         "lock": closeout.current(aws, _table(cert), run),
-        "claims": {rel: (json.loads(body) if body is not None else None) for rel, body in raw.items()},
+        "claims": {rel: _parsed(body) for rel, body in raw.items()},
         "claim_sha256": {rel: pipeline.sha256(body) for rel, body in raw.items() if body is not None},
     }
+
+
+def _parsed(body: bytes | None) -> dict[str, Any] | None:
+    """A claim as an object; bytes that are not a JSON object are kept as a claim that says nothing."""
+    if body is None:
+        return None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return {"not_json": body[:200].decode("utf-8", "replace")}
+    return value if isinstance(value, dict) else {"not_an_object": value}
 
 
 def gather(aws: AwsSession, conn: KafkaConnection, *, run: str, evidence_root: str, topics: dict[str, str],
@@ -298,6 +332,7 @@ def gather(aws: AwsSession, conn: KafkaConnection, *, run: str, evidence_root: s
         "receipts": [{k: r.get(k) for k in ("event_id", "status", "partition", "offset")} for r in receipts],
         "topics": {role: [{k: r[k] for k in ("partition", "offset", "sha256")}
                           | {"identity": (r["value"] or {}).get("decision_id" if role == "decision" else "event_id"),
+                             "event_id": (r["value"] or {}).get("event_id"),
                              "decision": (r["value"] or {}).get("decision"),
                              "reasons": (r["value"] or {}).get("reasons")}
                           for r in records] for role, records in read.items()},
@@ -355,10 +390,32 @@ def closes(counts: dict[str, Any], obs: dict[str, Any]) -> list[str]:
     return problems
 
 
+def identities(obs: dict[str, Any]) -> list[str]:
+    """Equal counts of the wrong records must not close: the same event ids all the way, the same decision ids."""
+    admitted = {r["event_id"] for r in obs["receipts"] if r["status"] == "ADMITTED"}
+    stages = {"traffic": {r["identity"] for r in obs["topics"]["traffic"]},
+              "rtdl": {r["identity"] for r in obs["topics"]["rtdl"]},
+              "decision": {r.get("event_id") for r in obs["topics"]["decision"]}}
+    problems = []
+    for stage, ids in stages.items():
+        if ids != admitted:
+            problems.append(f"the {stage} topic's event ids are not the admitted ones: missing "
+                            f"{sorted(admitted - ids, key=str)[:5]}, extra {sorted(ids - admitted, key=str)[:5]}")
+    decided, logged = {r["identity"] for r in obs["topics"]["decision"]}, {r["decision_id"] for r in obs["dla"]}
+    if decided != logged:
+        problems.append(f"the decision topic's decision ids are not the DLA's: only on the topic "
+                        f"{sorted(decided - logged, key=str)[:5]}, "
+                        f"only in the DLA {sorted(logged - decided, key=str)[:5]}")
+    return problems
+
+
 def judge(obs: dict[str, Any]) -> dict[str, Any]:
     problems: dict[str, list[str]] = {f: [] for f in FAMILIES}
     counts = recount(obs)
     problems["reconciliation"] += [f"the harness's recount does not close: {p}" for p in closes(counts, obs)]
+    problems["reconciliation"] += identities(obs)
+    if counts["admitted_events"] == 0:
+        problems["reconciliation"].append("the run has no ADMITTED receipt: an empty run closes nothing")
     problems["reconciliation"] += [f"reading the {role} topic: {why}" for role, why in obs["read_shortfalls"].items()]
     claim = obs["claims"].get(OBS[0])
     if claim is None:
@@ -443,9 +500,13 @@ def _conformance_problems(obs: dict[str, Any]) -> list[str]:
                 f"{c.get('observed')!r}" for c in checks if not c.get("ok")]
     if not checks:
         problems.append(f"{OBS[2]} holds no check")
-    image = [c for c in checks if obs["image_digest"] in json.dumps(c.get("expected"))]
-    if checks and not image:
-        problems.append(f"no conformance check holds the run's image digest {obs['image_digest']} as expected")
+    problems += [f"environment conformance check {c.get('name')!r} says ok, but expected {c.get('expected')!r} is "
+                 f"not observed {c.get('observed')!r}" for c in checks if c.get("ok") and c.get("expected") !=
+                 c.get("observed")]
+    for pin, value in (("image digest", obs["image_digest"]), ("run config digest", obs["run_config_digest"])):
+        if checks and not any(c.get("expected") == value and c.get("observed") == value and c.get("ok")
+                              for c in checks):
+            problems.append(f"no conformance check shows the run's {pin} {value} both expected and observed")
     return problems
 
 
@@ -499,7 +560,7 @@ def check_closure_refused(record: dict[str, Any]) -> None:
     if record["run_completed_present"]:
         problems.append(f"run_completed.json was written for a run with {record['fault']}")
     named = record["event_id"] in json.dumps(reporter["refused"]) or record["event_id"] in reporter["stderr"]
-    what = "PUBLISH_AMBIGUOUS" if record["receipt"]["status"] == "PUBLISH_AMBIGUOUS" else "traffic"
+    what = "PUBLISH_AMBIGUOUS" if record["receipt"]["status"] == "PUBLISH_AMBIGUOUS" else "admitted_events = traffic"
     if reporter["refused"] is None:
         problems.append(f"the reporter wrote no obs/refused_{reporter['reporter']}.json")
     elif not (named or what in json.dumps(reporter["refused"].get("open") or [])):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, evidence, mirror
+from harness import certificate, cli, evidence, mirror
 from harness.aws import AwsSession, s3
 from harness.errors import EvidenceError
 from harness.substrate import MotoServer
@@ -22,7 +22,9 @@ def sealed(tmp_path: Path, moto: MotoServer) -> tuple[evidence.Bundle, evidence.
     target = evidence.MirrorTarget(bucket=bucket, prefix="certifications/cert-t/", region="eu-west-2",
                                    endpoint_url=moto.endpoint)
     bundle = evidence.Bundle(tmp_path / "cert-t", cert_id="cert-t")
-    bundle.write_json("gates.json", {"verdict": "INCOMPLETE"})
+    gates = {"cert_id": "cert-t", "profile": "embedded", "verdict": "INCOMPLETE", "phases": []}
+    bundle.write_json("gates.json", gates)
+    bundle.write_json(certificate.CERTIFICATE, certificate.build(bundle.root, gates))
     bundle.seal(mirror=target)
     mirror.put_files(session, target, bundle.root, [*bundle.written])
     return bundle, target, session

@@ -75,11 +75,54 @@ def enriched_value(event_id: str) -> bytes:
                       "features": {"card_event_index": 0, "count_10m": 1, "merchant_new_for_card": True}})
 
 
+# The run's traffic as P9 reads it for the feature recomputation, in arrival order on one partition, with the
+# card's earlier events (pre_*) that make each decision the policy's: (event, card, merchant, amount, seconds).
+T0_US = 1_739_322_000_000_000  # 2025-02-12T01:00:00Z
+P9_TRAFFIC_ROWS = [
+    ("evt_01", "card_a1", "mer_a", 1423, 0),
+    ("pre_b1", "card_b2", "mer_m2", 100, 0), ("pre_b2", "card_b2", "mer_m3", 100, 10),
+    ("evt_02", "card_b2", "mer_m1", 100, 20),  # 3 small within 10 min: REVIEW card_testing
+    ("pre_b3", "card_b2", "mer_m1", 100, 25),
+    ("evt_03", "card_b2", "mer_m1", 100, 30),  # 5 small: DECLINE; 5 in 15 min at 3 merchants: velocity
+    ("pre_c1", "card_c3", "mer_m4", 2000, 100), ("pre_c2", "card_c3", "mer_m5", 2000, 110),
+    ("evt_04", "card_c3", "mer_m6", 2000, 120),  # 3 in 15 min: APPROVE
+    ("evt_05", "card_c3", "mer_m4", 2000, 130),  # 4 in 15 min at 3 merchants: REVIEW velocity
+    ("evt_06", "card_d4", "mer_m7", 200_000, 200),  # high value at a merchant new to the card: DECLINE
+    ("evt_07", "card_b2", "mer_m1", 1423, 7200),  # two hours later, a known merchant: APPROVE
+]
+
+
+def p9_traffic() -> list[Record]:
+    return [{"partition": 0, "offset": n, "event_id": e, "card_id": card, "merchant_id": merchant,
+             "amount_minor": amount, "ts_us": T0_US + seconds * 1_000_000}
+            for n, (e, card, merchant, amount, seconds) in enumerate(P9_TRAFFIC_ROWS)]
+
+
+# The features of contract §6 for each decided event, worked out by hand from P9_TRAFFIC_ROWS.
+FEATURES: dict[str, Record] = {
+    "evt_01": {"card_event_index": 0, "count_10m": 1, "small_count_10m": 0, "count_15m": 1,
+               "distinct_merchants_15m": 1, "amount_sum_15m": 1423, "merchant_new_for_card": True},
+    "evt_02": {"card_event_index": 2, "count_10m": 3, "small_count_10m": 3, "count_15m": 3,
+               "distinct_merchants_15m": 3, "amount_sum_15m": 300, "merchant_new_for_card": True},
+    "evt_03": {"card_event_index": 4, "count_10m": 5, "small_count_10m": 5, "count_15m": 5,
+               "distinct_merchants_15m": 3, "amount_sum_15m": 500, "merchant_new_for_card": False},
+    "evt_04": {"card_event_index": 2, "count_10m": 3, "small_count_10m": 0, "count_15m": 3,
+               "distinct_merchants_15m": 3, "amount_sum_15m": 6000, "merchant_new_for_card": True},
+    "evt_05": {"card_event_index": 3, "count_10m": 4, "small_count_10m": 0, "count_15m": 4,
+               "distinct_merchants_15m": 3, "amount_sum_15m": 8000, "merchant_new_for_card": False},
+    "evt_06": {"card_event_index": 0, "count_10m": 1, "small_count_10m": 0, "count_15m": 1,
+               "distinct_merchants_15m": 1, "amount_sum_15m": 200_000, "merchant_new_for_card": True},
+    "evt_07": {"card_event_index": 5, "count_10m": 1, "small_count_10m": 0, "count_15m": 1,
+               "distinct_merchants_15m": 1, "amount_sum_15m": 1423, "merchant_new_for_card": False},
+}
+
+
 def decision_value(event_id: str, **changes: Any) -> Record:
     _p, _o, card, outcome, reasons, _truth = EVENTS[event_id]
     return {"decision_id": decision_id(event_id), "event_id": event_id, "platform_run_id": RUN,
             "scenario_run_id": SCENARIO, "card_id": card, "ts_utc": "2025-02-12T01:32:23.095614Z",
-            "decision": outcome, "reasons": list(reasons), "policy": POLICY, **changes}
+            "decision": outcome, "reasons": list(reasons), "policy": POLICY, "features": dict(FEATURES[event_id]),
+            **changes}
 
 
 def decision_at(event_id: str) -> tuple[int, int]:

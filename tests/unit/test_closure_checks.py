@@ -27,7 +27,7 @@ from pipeline_records import (
 )
 
 from harness import pipeline
-from harness.errors import Finding
+from harness.errors import Finding, HarnessError
 from harness.phases import p11
 
 WINNER, LOSER = "reporter-a-3f9c2e1d", "reporter-b-77d0a4b2"
@@ -56,6 +56,7 @@ CLOSES = ["admitted_events = traffic_events", "admitted_events = traffic_records
 def _topic_record(partition: int, offset: int, value: bytes, identity: str, decision: Record | None = None) -> Record:
     """A run record as p11.observe keeps it."""
     return {"partition": partition, "offset": offset, "sha256": sha256(value), "identity": identity,
+            "event_id": (decision or {}).get("event_id", identity),
             "decision": (decision or {}).get("decision"), "reasons": (decision or {}).get("reasons")}
 
 
@@ -367,10 +368,17 @@ def _checks(o: Record) -> list[Record]:
     pytest.param(lambda o: _checks(o)[2].pop("ok"), r"environment conformance check 'topic traffic exists' failed",
                  id="check-without-ok"),
     pytest.param(lambda o: _checks(o).clear(), r"obs/environment_conformance\.json holds no check", id="no-checks"),
-    pytest.param(lambda o: _checks(o).pop(0), rf"no conformance check holds the run's image digest {IMAGE} as expected",
+    pytest.param(lambda o: _checks(o).pop(0),
+                 rf"no conformance check shows the run's image digest {IMAGE} both expected and observed",
                  id="no-image-check"),
+    pytest.param(lambda o: _checks(o).pop(1),
+                 rf"no conformance check shows the run's run config digest {CONFIG} both expected and observed",
+                 id="no-config-check"),
+    pytest.param(lambda o: _checks(o)[2].update(observed={"topic": "x", "exists": False}),
+                 r"check 'topic traffic exists' says ok, but expected .* is not observed", id="ok-but-differs"),
     pytest.param(lambda o: _checks(o)[0].update(expected="sha256:" + "11" * 32, observed="sha256:" + "11" * 32),
-                 rf"no conformance check holds the run's image digest {IMAGE} as expected", id="image-of-another-run"),
+                 rf"no conformance check shows the run's image digest {IMAGE} both expected and observed",
+                 id="image-of-another-run"),
     pytest.param(lambda o: o["claims"].update({CONFORMANCE: None}),
                  r"the reporter wrote no obs/environment_conformance\.json", id="no-claim"),
 ])
@@ -637,7 +645,9 @@ def _unnamed(r: Record) -> None:
                  id="closed-anyway"),
     pytest.param(lambda r: r["reporter"].update(refused=None), r"the reporter wrote no obs/refused_reporter-\S+\.json",
                  id="no-refusal-evidence"),
-    pytest.param(_unnamed, r"the refusal does not name the fault \(evt_closure_\w+ / (PUBLISH_AMBIGUOUS|traffic)\)",
+    pytest.param(_unnamed,
+                 r"the refusal does not name the fault \(evt_closure_\w+ / "
+                 r"(PUBLISH_AMBIGUOUS|admitted_events = traffic)\)",
                  id="fault-unnamed"),
     pytest.param(lambda r: r["lock"].update(state="HELD"), r"the refusing reporter left the lock .*'state': 'HELD'",
                  id="lock-left-held"),
@@ -661,3 +671,47 @@ def test_p11_closure_refused_names_a_full_refusal_that_names_another_close(label
 def test_p11_closure_refused_names_a_refusal_that_closed_the_lock() -> None:
     record = mutated(refused_closure("ambiguous"), lambda r: r["lock"].update(state="CLOSED"))
     fails(p11.check_closure_refused, record, r"the refusing reporter left the lock")
+
+
+# --- identities, an empty run, writes without the lock, contention not shown ------------------------------------
+
+
+def test_p11_equal_counts_of_the_wrong_records_do_not_close() -> None:
+    def forged(o: Record) -> None:  # one enriched event replaced by another id: every count still closes
+        o["topics"]["rtdl"][0]["identity"] = "evt_forged"
+
+    with pytest.raises(Finding, match=r"the rtdl topic's event ids are not the admitted ones: missing \['evt_01'\], "
+                                      r"extra \['evt_forged'\]"):
+        p11.check({"judged": p11.judge(mutated(recomputed(), forged))}, "reconciliation")
+
+
+def test_p11_a_decision_id_the_dla_lacks_does_not_close() -> None:
+    def swapped(o: Record) -> None:
+        o["dla"][0]["decision_id"] = "dec_other"
+
+    with pytest.raises(Finding, match=r"the decision topic's decision ids are not the DLA's"):
+        p11.check({"judged": p11.judge(mutated(recomputed(), swapped))}, "reconciliation")
+
+
+def test_p11_an_empty_run_closes_nothing() -> None:
+    problems = p11.identities({"receipts": [], "topics": {"traffic": [], "rtdl": [], "decision": []}, "dla": []})
+    assert problems == []  # nothing differs ...
+    judged = p11.judge(mutated(recomputed(), lambda o: o.update(receipts=[])))
+    assert "the run has no ADMITTED receipt: an empty run closes nothing" in judged["problems"]["reconciliation"]
+
+
+def test_p11_manual_blocks_names_an_obs_object_written_without_the_lock() -> None:
+    record = manual_closeout()
+    record["written_while_held"] = [f"obs/conflict_{BLOCKED}.json"]
+    p11.check_manual_blocks(record)
+    record["written_while_held"].append("obs/reconciliation.json")
+    with pytest.raises(Finding, match=r"the reporter wrote without the lock: \['obs/reconciliation\.json'\]"):
+        p11.check_manual_blocks(record)
+
+
+def test_p11_two_reporters_that_did_not_overlap_show_no_contention() -> None:
+    record = two_reporters()
+    _reporter(LOSER)(record)["conflict"]["state"] = "CLOSED"  # the loser came after the winner had closed
+    with pytest.raises(HarnessError, match=r"did not overlap, so this run shows no contention") as caught:
+        p11.check_one_closes(record)
+    assert not isinstance(caught.value, Finding)  # could not judge, not a platform failure

@@ -13,6 +13,7 @@ from check_records import OTHER_RUN, RUN, Mutation, Record, fails, mutated
 from pipeline_records import (
     DECISION,
     EVENTS,
+    FEATURES,
     FLAGGED,
     FOREIGN_AT,
     RTDL,
@@ -26,6 +27,7 @@ from pipeline_records import (
     dla_row,
     label_id,
     labels_of,
+    p9_traffic,
     sha256,
     traffic_value,
     truth,
@@ -113,6 +115,11 @@ def test_p8_caught_up_passes_a_lag_within_the_pinned_maximum() -> None:
     pytest.param(lambda r: _catch_up(r)["partitions"]["1"].update(committed_offset=9),
                  r"partition 1: RTDL claims committed offset 9, the broker holds 4 for its group",
                  id="claim-committed-beyond-broker"),
+    pytest.param(lambda r: _catch_up(r)["partitions"]["0"].update(committed_offset=0),
+                 r"partition 0: RTDL claims caught up at committed offset 0, short of the acknowledged end 4 by more "
+                 r"than RTDL_CAUGHT_UP_LAG_MAX 0", id="claim-caught-up-at-0"),
+    pytest.param(lambda r: _catch_up(r)["partitions"]["1"].pop("committed_offset"),
+                 r"partition 1: RTDL claims caught up at committed offset None", id="claim-without-committed"),
 ])
 def test_p8_caught_up_names_a_lag_or_a_claim_the_broker_contradicts(mutate: Mutation, match: str) -> None:
     finding = fails(p08.check_caught_up, mutated(lag_observed(), mutate), match)
@@ -382,7 +389,8 @@ def decisions_observed() -> Record:
     bytes), the Data Engine's ground truth and the lane's summary agreeing with them."""
     decisions = [decision_record(e) for e in EVENTS]
     return {"platform_run_id": RUN, "topic": DECISION, "admitted": sorted(EVENTS), "decisions": decisions,
-            "read_shortfall": None, "dla": [dla_row(e) for e in sorted(EVENTS, key=decision_id)], "truth": truth(),
+            "traffic": p9_traffic(), "read_shortfall": None,
+            "dla": [dla_row(e) for e in sorted(EVENTS, key=decision_id)], "truth": truth(),
             "claim": {"platform_run_id": RUN, "group": f"spine.decision-lane.{RUN}", "policy": "spine-rules/1",
                       "decisions": 7, "by_outcome": {"APPROVE": 3, "REVIEW": 2, "DECLINE": 2},
                       "by_reason": {"card_testing": 2, "velocity": 2, "high_value_new_merchant": 1},
@@ -431,10 +439,40 @@ def test_p9_judge_finds_no_problem_in_a_compliant_lane() -> None:
 def test_p9_a_pattern_never_injected_is_not_a_failure() -> None:
     obs = decisions_observed()
     assert "high_value_new_merchant" not in obs["truth"].values()
-    verdict = p09.judge(mutated(obs, lambda o: o.update(truth=dict.fromkeys(o["truth"], ""))))
+    verdict = p09.judge(obs)
     assert verdict["problems"]["ground_truth"] == []
+    assert verdict["scores"]["patterns"]["high_value_new_merchant"]["injected"] == 0
+
+
+def test_p9_a_stream_view_without_any_injected_pattern_cannot_be_scored() -> None:
+    verdict = p09.judge(mutated(decisions_observed(), lambda o: o.update(truth=dict.fromkeys(o["truth"], ""))))
+    assert verdict["problems"]["ground_truth"] == [
+        "the stream view holds no injected fraud pattern: there is nothing to score the decisions against"]
     assert {p: s["injected"] for p, s in verdict["scores"]["patterns"].items()} == {
         "card_testing": 0, "velocity_burst": 0, "high_value_new_merchant": 0}
+
+
+def test_p9_hand_worked_features_are_the_harness_recomputation() -> None:
+    assert {e: f for e, f in pipeline.features(p9_traffic()).items() if e in FEATURES} == FEATURES
+
+
+@pytest.mark.parametrize(("mutate", "match"), [
+    pytest.param(lambda o: _decision("evt_01")(o)["value"].update(decision="DECLINE", reasons=["card_testing"]),
+                 r"policy: decision for evt_01: DECLINE \['card_testing'\]; the policy on the recomputed features "
+                 r"gives APPROVE \[\]", id="decline-everything"),
+    pytest.param(lambda o: _decision("evt_05")(o)["value"].update(decision="APPROVE", reasons=[]),
+                 r"policy: decision for evt_05: APPROVE \[\]; the policy on the recomputed features gives REVIEW "
+                 r"\['velocity'\]", id="pattern-missed"),
+    pytest.param(lambda o: _decision("evt_03")(o)["value"]["features"].update(small_count_10m=2),
+                 r"policy: decision for evt_03: features \(decision, recomputed from the traffic topic\) "
+                 r"\{'small_count_10m': \(2, 5\)\}", id="features-lie"),
+    pytest.param(lambda o: o.update(traffic=[r for r in o["traffic"] if r["event_id"] != "evt_06"]),
+                 r"policy: decision dec_\w+ is for evt_06, which is not a record of the run on the traffic topic",
+                 id="decision-for-no-traffic"),
+])
+def test_p9_policy_names_a_decision_the_contract_would_not_give(mutate: Mutation, match: str) -> None:
+    with pytest.raises(Finding, match=match):
+        p09.check({"judged": p09.judge(mutated(decisions_observed(), mutate))}, "policy")
 
 
 @pytest.mark.parametrize(("mutate", "match"), [
