@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness import aws
+from harness.aws import capabilities
 from harness.errors import SubstrateError
 from harness.kafka import KafkaConnection, admin
 from harness.substrate.base import Part
@@ -65,6 +66,15 @@ class ExternalAws(Part):
                 exc.code, f"--aws-endpoint {self.endpoint_url} does not answer: {exc.message}",
                 operation="connect aws",
             ) from exc
+        lacking = capabilities.missing(self.endpoint_url)
+        if lacking:  # before anything is applied: the certification cannot judge what the endpoint cannot do
+            raise SubstrateError(
+                "MissingOperations",
+                f"--aws-endpoint {self.endpoint_url} does not implement {len(lacking)} operation(s) the "
+                f"certification needs: {'; '.join(lacking)}. Run without --aws-endpoint (the harness's own moto "
+                "server adds the Budgets operations moto lacks) or point it at an endpoint that implements them",
+                operation="probe aws endpoint",
+            )
 
     def stop(self) -> None:
         """Not ours to stop."""

@@ -13,6 +13,7 @@ import json
 import sys
 from typing import Any
 
+from moto.budgets.exceptions import NotFoundException
 from moto.budgets.models import Budget
 from moto.budgets.responses import BudgetsResponse
 from moto.server import main
@@ -42,7 +43,10 @@ def delete_budget(self: BudgetsResponse) -> str:
 def describe_subscribers_for_notification(self: BudgetsResponse) -> str:
     account_id = self._get_param("AccountId")
     wanted = self._get_param("Notification")
-    budget: Budget = self.backend.budgets[account_id][self._get_param("BudgetName")]
+    name = self._get_param("BudgetName")
+    budget: Budget | None = self.backend.budgets.get(account_id, {}).get(name)
+    if budget is None:  # AWS answers NotFoundException for a budget that does not exist
+        raise NotFoundException(f"Unable to get budget: {name} - the budget doesn't exist.")
     for notification in budget.notifications:
         if all(notification.details.get(k) == v for k, v in wanted.items()):
             return json.dumps({"Subscribers": notification.subscribers})

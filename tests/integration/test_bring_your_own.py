@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness import cli, handles
+from harness import aws, cli, handles
+from harness.aws import capabilities
 from harness.errors import ConfigError, SubstrateError
 from harness.session import Options, build_substrate
 from harness.substrate import ExternalAws, ExternalKafka, MotoServer, PostgresCluster, TansuBroker, free_port
+from harness.wait import wait_until
 
 pytestmark = pytest.mark.substrate
 
@@ -28,6 +33,39 @@ def test_external_parts_replace_the_embedded_ones(project_root: Path, tmp_path: 
     kafka_part.stop()
     aws_part.stop()
     assert moto.pids() and broker.pids()  # not ours to stop
+
+
+@pytest.fixture
+def stock_moto(tmp_path: Path) -> Iterator[str]:
+    """moto's own `moto_server` from the venv, as a new user would start it: no Budgets extensions."""
+    port = free_port()
+    log = (tmp_path / "moto_server.log").open("wb")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: aws.probe(url), timeout_s=60, err_msg="moto_server did not answer")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_a_stock_moto_server_is_refused_before_anything_is_applied(tmp_path: Path, stock_moto: str) -> None:
+    part = ExternalAws(workdir=tmp_path, endpoint_url=stock_moto)
+    with pytest.raises(SubstrateError) as caught:
+        part.start()
+    message = str(caught.value)
+    assert caught.value.code == "MissingOperations"
+    assert "does not implement 2 operation(s)" in message
+    assert "budgets:DescribeSubscribersForNotification (Terraform's aws_budgets_budget (read after create))" in message
+    assert "budgets:ListTagsForResource" in message and "budgets:DescribeBudget" not in message
+    assert "Run without --aws-endpoint" in message
+
+
+def test_the_harness_moto_server_implements_every_probed_operation(moto: MotoServer) -> None:
+    assert capabilities.missing(moto.endpoint) == []
 
 
 def test_an_unreachable_external_broker_is_named(tmp_path: Path) -> None:
