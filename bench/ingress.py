@@ -510,16 +510,22 @@ def main() -> int:
     finally:
         for sampler in samplers:
             sampler.stop()
-        family.stop_all()
-        for part in reversed(parts):
-            try:
-                part.stop()
-            except Exception as exc:
-                print(f"stopping {part.name} failed: {exc}", file=sys.stderr)
-        if measured and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            say(f"work folder kept (logs of every process): {work}")
+        stop_everything(family, parts, work, keep=args.keep or not measured)
+
+
+def stop_everything(family: Family, parts: list[Any], work: Path, *, keep: bool) -> None:
+    """Stop the platform processes, then the substrate parts (last started first); drop the work folder
+    unless it is kept (its logs explain a failed or interrupted run)."""
+    family.stop_all()
+    for part in reversed(parts):
+        try:
+            part.stop()
+        except Exception as exc:
+            print(f"stopping {part.name} failed: {exc}", file=sys.stderr)
+    if keep:
+        say(f"work folder kept (logs of every process): {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def measure(args: argparse.Namespace, family: Family, samplers: list[RssSampler], moto: MotoServer,

@@ -46,7 +46,6 @@ import concurrent.futures
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -55,7 +54,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ingress import BenchError, Family, say
+from ingress import BenchError, Family, say, stop_everything
 from pipeline_support import (
     CONSUMES,
     DAEMONS,
@@ -152,16 +151,7 @@ def main() -> int:
         return 130
     finally:
         rss.stop()
-        family.stop_all()
-        for part in reversed(parts):
-            try:
-                part.stop()
-            except Exception as exc:
-                print(f"stopping {part.name} failed: {exc}", file=sys.stderr)
-        if measured and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            say(f"work folder kept (logs of every process): {work}")
+        stop_everything(family, parts, work, keep=args.keep or not measured)
 
 
 def measure(args: argparse.Namespace, family: Family, rss: RssWatch, moto: MotoServer,

@@ -9,8 +9,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from spine import ids, kafka, log
-from spine.errors import SpineError, UsageError
+from spine import ids, kafka, log, runscope
+from spine.errors import SpineError
 
 _stop = threading.Event()
 
@@ -28,14 +28,7 @@ def install_stop() -> threading.Event:
 
 
 def poll_s() -> float:
-    raw = os.environ.get("SPINE_DAEMON_POLL_S", "1.0")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise UsageError(f"SPINE_DAEMON_POLL_S={raw!r} must be a number of seconds") from None
-    if value <= 0:
-        raise UsageError(f"SPINE_DAEMON_POLL_S={raw!r} must be > 0")
-    return value
+    return runscope.seconds("SPINE_DAEMON_POLL_S", 1.0)
 
 
 def consumer(settings: dict[str, Any], mode: str, platform_run_id: str, **extra: Any) -> Consumer:

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import numpy
 import psycopg
 
-from spine import aws, canonical, db, evidence, kafka, log, s3
+from spine import aws, canonical, db, evidence, kafka, log, runscope, s3
 from spine.errors import Conflict, NotFound, SpineError, UsageError
 from spine.ig import ingest
 from spine.lock import HELD, Held, Lock
@@ -43,17 +43,6 @@ _FETCH = 32  # receipt objects fetched at once: bounded memory, parallel reads
 # short backoff once it is full keeps the fetcher from idling a second each time (4x slower reads otherwise).
 _READ_SETTINGS = {"queued.max.messages.kbytes": 16384, "queued.min.messages": 20000, "fetch.queue.backoff.ms": 10,
                   "fetch.wait.max.ms": 100}
-
-
-def _seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name) or str(default)
-    try:
-        value = float(raw)
-    except ValueError:
-        raise UsageError(f"{name}={raw!r} must be a number of seconds") from None
-    if value <= 0:
-        raise UsageError(f"{name}={raw!r} must be > 0")
-    return value
 
 
 def reporter_id() -> str:
@@ -365,8 +354,8 @@ def _put_obs(root: s3.Location, relative: str, record: dict[str, Any], *, same: 
 
 def run(scope: RunScope) -> None:
     env, root, run_id = scope.env, scope.evidence, scope.platform_run_id
-    me, lease_s = reporter_id(), _seconds("SPINE_REPORTER_LEASE_S", 30)
-    timeout_s = _seconds("SPINE_REPORTER_READ_TIMEOUT_S", 60)
+    me, lease_s = reporter_id(), runscope.seconds("SPINE_REPORTER_LEASE_S", 30)
+    timeout_s = runscope.seconds("SPINE_REPORTER_READ_TIMEOUT_S", 60)
     log.bind(reporter=me)
     lock = Lock(env["SPINE_REPORTER_LOCK_TABLE"], run_id, me, lease_s=lease_s)
     if s3.exists(root.bucket, root.key(COMPLETED)):

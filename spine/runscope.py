@@ -31,6 +31,18 @@ def read_env(names: Sequence[str]) -> dict[str, str]:
     return {name: os.environ[name] for name in names}
 
 
+def seconds(name: str, default: float) -> float:
+    """An optional knob in seconds (unset or empty: ``default``); not a number > 0 is bad usage (exit 2)."""
+    raw = os.environ.get(name) or str(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"{name}={raw!r} must be a number of seconds") from None
+    if value <= 0:
+        raise UsageError(f"{name}={raw!r} must be > 0")
+    return value
+
+
 def _field(run: dict[str, Any], path: str) -> Any:
     value: Any = run
     for part in path.split("."):

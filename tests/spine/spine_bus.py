@@ -195,23 +195,65 @@ class Bus:
                                                             "expires_at": {"N": str(expires_at)}})
 
 
-class Ig:
+class ModeProcess:
+    """`python -m spine <mode>` as a real process, its stdout and stderr in files under ``logs``."""
+
+    def __init__(self, mode: str, env: dict[str, str], *, logs: Path, tag: str) -> None:
+        self.mode, self.env = mode, env
+        logs.mkdir(parents=True, exist_ok=True)
+        self.stdout_path, self.stderr_path = logs / f"{mode}-{tag}.out", logs / f"{mode}-{tag}.err"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "spine", self.mode], env=self.env, cwd=ROOT,
+                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        return self.proc
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def lines(self, event: str | None = None) -> list[dict[str, Any]]:
+        found = [json.loads(line) for line in self.stdout.splitlines() if line.startswith("{")]
+        return [line for line in found if event is None or line.get("event") == event]
+
+    def logged(self, event: str) -> list[dict[str, Any]]:
+        """The log lines of ``event`` (empty: not logged)."""
+        return self.lines(event)
+
+    def stop(self, *, timeout_s: float = 20.0) -> int | None:
+        """SIGTERM (by pid) and the exit code; SIGKILL only if it ignores SIGTERM."""
+        proc = self.proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+                raise AssertionError(f"{self.mode} ignored SIGTERM for {timeout_s:.0f}s: {self.stderr}") from None
+        return proc.returncode
+
+
+class Ig(ModeProcess):
     """`python -m spine ig` for one lane, as a real process listening on a free loopback port."""
 
     def __init__(self, lane: Lane, env: dict[str, str], *, logs: Path) -> None:
         self.lane, self.port = lane, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = lane.env(**env, SPINE_IG_LISTEN=f"127.0.0.1:{self.port}")
-        logs.mkdir(parents=True, exist_ok=True)
-        self.stdout_path, self.stderr_path = logs / f"ig-{self.port}.out", logs / f"ig-{self.port}.err"
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__("ig", lane.env(**env, SPINE_IG_LISTEN=f"127.0.0.1:{self.port}"), logs=logs,
+                         tag=str(self.port))
 
     def start(self, *, timeout_s: float = 30.0) -> Ig:
         """Returns once the health endpoint answers 200, or raises naming the exit and stderr."""
-        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "spine", "ig"], env=self.env, cwd=ROOT, stdout=out,
-                                         stderr=err, stdin=subprocess.DEVNULL)
-        proc = self.proc
+        proc = self.spawn()
         wait_until(lambda: proc.poll() is not None or self._healthy(), timeout_s=timeout_s, max_backoff_s=0.1,
                    err_msg=f"ig did not answer on {self.url}")
         if proc.poll() is not None:
@@ -240,26 +282,3 @@ class Ig:
     def commit(self, *, key: str | None) -> requests.Response:
         headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
         return requests.post(f"{self.url}/v1/ops/commit", headers=headers, timeout=60)
-
-    @property
-    def stdout(self) -> str:
-        return self.stdout_path.read_text(errors="replace")
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def stop(self, *, timeout_s: float = 20.0) -> int | None:
-        """SIGTERM the daemon (by its pid) and return its exit code; SIGKILL only if it ignores SIGTERM."""
-        proc = self.proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-                raise AssertionError(f"ig ignored SIGTERM for {timeout_s:.0f}s: {self.stderr}") from None
-        return proc.returncode

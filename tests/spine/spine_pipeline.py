@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,8 +13,8 @@ from typing import Any
 
 import psycopg
 from confluent_kafka import Consumer, Producer, TopicPartition
-from spine_bus import Bus, Record
-from spine_lane import REGION, ROOT, Lane, config_digest
+from spine_bus import Bus, ModeProcess, Record
+from spine_lane import REGION, Lane, config_digest
 
 from harness.substrate import PostgresCluster
 from harness.wait import wait_until
@@ -38,22 +35,15 @@ def group(mode: str, run_id: str) -> str:
     return f"spine.{mode}.{run_id}"
 
 
-class Daemon:
-    """`python -m spine <mode>` as a real process with its output in files; started once it logs that it consumes."""
+class Daemon(ModeProcess):
+    """A consuming daemon as a real process; started once it logs that it consumes."""
 
     def __init__(self, mode: str, env: dict[str, str], *, logs: Path) -> None:
-        self.mode, self.env = mode, env
-        logs.mkdir(parents=True, exist_ok=True)
-        tag = uuid.uuid4().hex[:6]
-        self.stdout_path, self.stderr_path = logs / f"{mode}-{tag}.out", logs / f"{mode}-{tag}.err"
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(mode, env, logs=logs, tag=uuid.uuid4().hex[:6])
 
     def start(self, *, timeout_s: float = 30.0) -> Daemon:
         """Returns once the daemon says it consumes, or once it exited (a refusal: see ``wait_exit``)."""
-        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "spine", self.mode], env=self.env, cwd=ROOT,
-                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        proc = self.proc
+        proc = self.spawn()
         wait_until(lambda: proc.poll() is not None or self.logged("consuming"), timeout_s=timeout_s,
                    max_backoff_s=0.1, err_msg=f"{self.mode} did not start consuming")
         return self
@@ -61,37 +51,6 @@ class Daemon:
     def wait_exit(self, *, timeout_s: float = 30.0) -> int:
         assert self.proc is not None
         return self.proc.wait(timeout=timeout_s)
-
-    @property
-    def stdout(self) -> str:
-        return self.stdout_path.read_text(errors="replace")
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def lines(self, event: str | None = None) -> list[dict[str, Any]]:
-        found = [json.loads(line) for line in self.stdout.splitlines() if line.startswith("{")]
-        return [line for line in found if event is None or line.get("event") == event]
-
-    def logged(self, event: str) -> list[dict[str, Any]]:
-        """The log lines of ``event`` (empty: not logged)."""
-        return self.lines(event)
-
-    def stop(self, *, timeout_s: float = 20.0) -> int | None:
-        """SIGTERM (by pid) and the exit code; SIGKILL only if it ignores SIGTERM."""
-        proc = self.proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-                raise AssertionError(f"{self.mode} ignored SIGTERM for {timeout_s:.0f}s: {self.stderr}") from None
-        return proc.returncode
 
 
 @dataclass
