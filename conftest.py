@@ -11,5 +11,7 @@ pytest_plugins = [
     "steps.pipeline",
     "steps.closure",
     "steps.oracle",
+    "steps.certification",
+    "steps.drills",
     "steps.teardown",
 ]

@@ -94,6 +94,9 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     bundle = Path(args.bundle)
     result, manifest = evidence.verify_local(bundle)
+    from harness import rejudge  # the phases' judges: imported only when a bundle is verified
+
+    result.rejudged = rejudge.check(bundle)
     if not args.local_only:
         mirror.compare(result, manifest)
     for line in result.lines():
@@ -101,9 +104,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     print(f"mirror: {result.mirror_status}")
     files = len(manifest.get("files", []))
     if result.ok:
-        print(f"OK: {bundle} ({files} files, bundle digest {manifest['bundle_digest'][:16]}…)")
+        print(f"OK: {bundle} ({files} files, bundle digest {manifest['bundle_digest'][:16]}…; recorded observations "
+              "judged again offline agree with the verdict)")
         return 0
-    print(f"TAMPERED: {bundle} does not match its manifest", file=sys.stderr)
+    what = "does not match its manifest" if not (result.rejudged and result.digest_ok and not (
+        result.changed or result.missing or result.extra)) else "holds observations that contradict its verdict"
+    print(f"TAMPERED: {bundle} {what}", file=sys.stderr)
     return 1
 
 
@@ -134,7 +140,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--handles", default=None, help="handles registry (default infra/handles/embedded.yaml)")
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
-    verify = sub.add_parser("verify", help="recompute a bundle's digests and compare with its S3 mirror")
+    verify = sub.add_parser("verify", help="recompute a bundle's digests, judge its recorded observations again "
+                                          "offline and recompute the verdict, and compare with its S3 mirror")
     verify.add_argument("bundle", help="reports/certifications/<cert_id>")
     verify.add_argument("--local-only", action="store_true", help="do not contact the S3 mirror")
     verify.set_defaults(func=cmd_verify)

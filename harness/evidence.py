@@ -128,12 +128,13 @@ class VerifyReport:
     mirror_changed: list[str] = field(default_factory=list)
     mirror_missing: list[str] = field(default_factory=list)
     certificate: list[str] = field(default_factory=list)
+    rejudged: list[str] = field(default_factory=list)  # what judging the recorded observations again contradicts
 
     @property
     def ok(self) -> bool:
         return self.digest_ok and not (
             self.changed or self.missing or self.extra or self.mirror_changed or self.mirror_missing
-            or self.certificate
+            or self.certificate or self.rejudged
         )
 
     def lines(self) -> list[str]:
@@ -145,6 +146,7 @@ class VerifyReport:
         out += [f"{'changed':8} s3 mirror: {p}" for p in self.mirror_changed]
         out += [f"{'missing':8} s3 mirror: {p}" for p in self.mirror_missing]
         out += [f"{'certificate':8} {p}" for p in self.certificate]
+        out += [f"{'rejudged':8} {p}" for p in self.rejudged]
         return out
 
 

@@ -18,7 +18,8 @@ from harness.errors import HarnessError
 from harness.ledger import ScenarioRecord
 from harness.session import Certification, Options, preflight
 
-_TAG = re.compile(r"@phase:(\S+)")
+_TAG = re.compile(r"@(?:phase|drill):(\S+)")
+_RUNG = "spine_rung"  # the parameter that makes P1..P11 one test per rung of the ladder
 _SCENARIO = pytest.StashKey[str]()
 _STEPS = pytest.StashKey[list[Any]]()
 _EVIDENCE_MARK = pytest.StashKey[int]()  # how many bundle files existed when a scenario began
@@ -50,8 +51,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--reports-dir", default=None, metavar="DIR",
                     help="where certifications/<cert_id>/ is written (default: reports/)")
     group.addoption("--cert-id", default=None, help="certification id (default: cert-<utc time>-<random>)")
-    group.addoption("--events", type=int, default=20, metavar="N", help="events in the run (default: 20)")
+    group.addoption("--events", type=int, default=None, metavar="N",
+                    help="certify one run of N events instead of the ladder (no rerun, so no reproducibility)")
+    group.addoption("--ladder", default="20,200", metavar="N,M,...", type=_sizes,
+                    help="run sizes of the ladder, each a run of its own, then a rerun of the last "
+                         "(default: 20,200)")
     group.addoption("--seed", type=int, default=42, help="data engine seed of the run (default: 42)")
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise pytest.UsageError(f"--ladder {text!r}: give run sizes as N,M,... (e.g. 20,200)") from None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -59,17 +71,44 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_bdd_apply_tag(tag: str, function: Any) -> bool | None:
-    if tag.startswith("phase:"):
-        phase_id = tag.split(":", 1)[1]
-        ledger_mod.order(phase_id)  # an unknown phase id fails collection loudly
-        pytest.mark.phase(phase_id)(function)
+    if tag.startswith(("phase:", "drill:")):
+        unit = tag.split(":", 1)[1]
+        ledger_mod.order(unit)  # an unknown phase or drill id fails collection loudly
+        pytest.mark.phase(unit)(function)
         return True
     return None
 
 
 def phase_of(item: pytest.Item) -> str | None:
+    """The unit a scenario judges: a phase (P7), the reproducibility check or a drill (D3)."""
     marker = item.get_closest_marker("phase")
     return str(marker.args[0]) if marker else None
+
+
+def gate_of(item: pytest.Item) -> str | None:
+    """The ledger gate of a scenario: ``P7 @ run-200`` for a phase judged once per rung."""
+    unit = phase_of(item)
+    if unit is None:
+        return None
+    callspec = getattr(item, "callspec", None)
+    return ledger_mod.gate_id(unit, callspec.params.get(_RUNG) if callspec is not None else None)
+
+
+def _rungs(config: pytest.Config) -> tuple[ledger_mod.Rung, ...]:
+    try:
+        return _options(config).rungs
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """P1..P11 run once per rung: each scenario becomes one test per rung (``[run-20]``, ``[run-200]``)."""
+    marker = metafunc.definition.get_closest_marker("phase")
+    if marker is None or marker.args[0] not in ledger_mod.RUN_PHASES:
+        return
+    rungs = [r.id for r in _rungs(metafunc.config)]
+    metafunc.fixturenames.append(_RUNG)
+    metafunc.parametrize(_RUNG, rungs, ids=rungs)
 
 
 def implemented_phases(features_dir: Path) -> set[str]:
@@ -94,25 +133,33 @@ def _options(config: pytest.Config) -> Options:
         reports_dir=path("reports_dir"),
         cert_id=config.getoption("cert_id"),
         events=config.getoption("events"),
+        ladder=config.getoption("ladder"),
         seed=config.getoption("seed"),
     )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Scenarios run in canonical phase order; P12 is always last.
+    """Scenarios run in the ledger's gate order: P(-1), P0, each rung's P1..P11, the reproducibility
+    check, the drills, and P12 last.
 
     Options and the handles file are validated here, before anything starts: a bad one
     stops the run with one message.
     """
-    if any(phase_of(item) for item in items):
-        try:
-            preflight(_options(config))
-        except HarnessError as exc:
-            raise pytest.UsageError(str(exc)) from exc
+    if not any(phase_of(item) for item in items):
+        return
+    try:
+        preflight(_options(config))
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    gates = ledger_mod.catalog(_rungs(config))
+    position = {ledger_mod.gate_id(unit, rung): i for i, (unit, _, rung) in enumerate(gates)}
+    if not any(r.rerun_of for r in _rungs(config)):  # one run: nothing to compare, the gate stays NOT_RUN
+        unjudgeable = [item for item in items if phase_of(item) == ledger_mod.REPRODUCIBILITY]
+        if unjudgeable:
+            config.hook.pytest_deselected(items=unjudgeable)
+            items[:] = [item for item in items if item not in unjudgeable]
     indexed = list(enumerate(items))
-    indexed.sort(key=lambda pair: (
-        -1 if phase_of(pair[1]) is None else ledger_mod.order(phase_of(pair[1]) or ""), pair[0]
-    ))  # fmt: skip
+    indexed.sort(key=lambda pair: (-1 if gate_of(pair[1]) is None else position[gate_of(pair[1]) or ""], pair[0]))
     items[:] = [item for _, item in indexed]
 
 
@@ -160,30 +207,34 @@ def cert(request: pytest.FixtureRequest) -> Iterator[Certification]:
         raise HarnessError("closing the certification: " + "; ".join(state.problems))
 
 
-def _record_unstarted(certification: Certification, phase: str, scenario: str, exc: Exception) -> None:
-    """The certification did not open: the first phase is ERROR, recorded before the bundle is sealed."""
-    certification.ledger.enter(phase)
-    certification.ledger.record(phase, ScenarioRecord(name=scenario, outcome=ledger_mod.outcome_of(exc),
+def _record_unstarted(certification: Certification, gate: str, scenario: str, exc: Exception) -> None:
+    """The certification did not open: the first gate is ERROR, recorded before the bundle is sealed."""
+    certification.ledger.enter(gate)
+    certification.ledger.record(gate, ScenarioRecord(name=scenario, outcome=ledger_mod.outcome_of(exc),
                                                       duration_s=0.0, message=_message(exc)))
 
 
 def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
-    phase = phase_of(request.node)
+    gate = gate_of(request.node)
     request.node.stash[_SCENARIO] = scenario.name
     request.node.stash[_STEPS] = []
-    if phase is None:
+    if gate is None:
         allure.dynamic.title(scenario.name)
         return
-    allure.dynamic.title(f"{phase} · {scenario.name}")
+    unit = phase_of(request.node) or gate
+    allure.dynamic.title(f"{gate} · {scenario.name}")
     allure.dynamic.feature(feature.name)
-    allure.dynamic.label("phase", phase)
+    allure.dynamic.label("phase", unit)
+    allure.dynamic.label("gate", gate)
+    if " @ " in gate:
+        allure.dynamic.parent_suite(gate.split(" @ ", 1)[1])
     state = request.config.stash[_STATE]
-    state.entering = (phase, scenario.name)
+    state.entering = (gate, scenario.name)
     certification: Certification = request.getfixturevalue("cert")
     state.entering = None
-    certification.current_phase = phase
+    certification.begin(certification.ledger[gate])
     request.node.stash[_EVIDENCE_MARK] = len(certification.bundle.written)
-    certification.ledger.enter(phase)
+    certification.ledger.enter(gate)
 
 
 def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
@@ -216,7 +267,7 @@ def pytest_bdd_step_error(request: pytest.FixtureRequest, exception: BaseExcepti
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     rep = yield
-    phase = phase_of(item)
+    phase = gate_of(item)
     certification = item.config.stash[_STATE].cert
     if phase and redact.registered():
         # Captured output and tracebacks reach the console and Allure: mask secrets in them.

@@ -71,25 +71,36 @@ def write_unjudged_phases(results_dir: Path, gates: dict[str, Any], *, now_ms: i
         reason = _UNJUDGED.get(phase["status"])
         if reason is None or phase["scenarios"]:
             continue
+        gate = gate_of(phase)
         status = "NOT_RUN" if phase["status"] == "NOT_STARTED" else phase["status"]
-        message = (f"{phase['phase_id']} {status}: " + reason.format(blocked_by=phase.get("blocked_by"))
-                   + f" (certification verdict {gates['verdict']})")
-        key = f"{gates['cert_id']}/{phase['phase_id']}"
+        notes = "; ".join(phase.get("notes", []))
+        message = (f"{gate} {status}: " + reason.format(blocked_by=phase.get("blocked_by"))
+                   + (f"; {notes}" if notes else "") + f" (certification verdict {gates['verdict']})")
+        key = f"{gates['cert_id']}/{gate}"
+        labels = [{"name": "phase", "value": phase["phase_id"]}, {"name": "gate", "value": gate},
+                  {"name": "suite", "value": phase["phase_id"]},
+                  {"name": "category", "value": NOT_IMPLEMENTED if phase["status"] == "NOT_IMPLEMENTED"
+                   else COULD_NOT_JUDGE}]
+        if phase.get("rung"):
+            labels.append({"name": "parentSuite", "value": phase["rung"]})
         result = {
             "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"spine-certify:{key}")),
             "historyId": hashlib.sha256(key.encode()).hexdigest()[:32],
-            "name": f"{phase['phase_id']} {phase['name']}: {status}",
-            "fullName": f"spine-certify.{phase['phase_id']}",
+            "name": f"{gate} {phase['name']}: {status}",
+            "fullName": f"spine-certify.{gate}",
             "status": "broken" if phase["status"] != "BLOCKED" else "failed",
             "statusDetails": {"message": message},
             "stage": "finished", "start": now_ms, "stop": now_ms,
-            "labels": [{"name": "phase", "value": phase["phase_id"]}, {"name": "suite", "value": phase["phase_id"]},
-                       {"name": "category", "value": NOT_IMPLEMENTED if phase["status"] == "NOT_IMPLEMENTED"
-                        else COULD_NOT_JUDGE}],
+            "labels": labels,
         }
         (results_dir / f"{result['uuid']}-result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-        written.append(phase["phase_id"])
+        written.append(gate)
     return written
+
+
+def gate_of(phase: dict[str, Any]) -> str:
+    """A gates.json entry's gate id (``P7 @ run-200``); entries written before the ladder have only a phase id."""
+    return str(phase.get("gate") or phase["phase_id"])
 
 
 def category_of(exc: BaseException) -> str:
@@ -110,19 +121,22 @@ def write_allure_metadata(results_dir: Path, env: dict[str, str]) -> None:
 
 def summary_table(gates: dict[str, Any], bundle: Path) -> list[str]:
     """phase | status | evidence | duration, then the verdict."""
-    rows = [("phase", "status", "duration", "evidence")]
+    rows = [("gate", "status", "duration", "evidence")]
     for phase in gates["phases"]:
         shown = phase["evidence"][:3]
         more = len(phase["evidence"]) - len(shown)
         evidence = (", ".join(shown) or "-") + (f" (+{more} more in gates.json)" if more > 0 else "")
         duration = f"{phase['duration_s']:.1f}s" if phase.get("duration_s") is not None else "-"
         status = phase["status"] + (f" (by {phase['blocked_by']})" if phase.get("blocked_by") else "")
-        rows.append((phase["phase_id"], status, duration, evidence))
+        rows.append((gate_of(phase), status, duration, evidence))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}" for r in rows]
     lines.insert(1, "-" * (sum(widths) + 6 + 8))
-    waived = [f"waived {check} ({phase['phase_id']}): {why}" for phase in gates["phases"]
-              for check, why in phase.get("waived", {}).items()]
+    where: dict[tuple[str, str], list[str]] = {}
+    for phase in gates["phases"]:
+        for check, why in phase.get("waived", {}).items():
+            where.setdefault((check, why), []).append(gate_of(phase))
+    waived = [f"waived {check} ({', '.join(gates_)}): {why}" for (check, why), gates_ in where.items()]
     lines.append("")
     lines.extend(waived)
     lines.append(verdict_line(gates))
@@ -143,7 +157,7 @@ def verdict_line(gates: dict[str, Any]) -> str:
 
 def _with_error(gates: dict[str, Any], phase_id: str, *, width: int = 240) -> str:
     """`P0 (could not judge: <the first error's first line>)`; the whole message is in gates.json."""
-    phase: dict[str, Any] = next((p for p in gates["phases"] if p["phase_id"] == phase_id), {})
+    phase: dict[str, Any] = next((p for p in gates["phases"] if gate_of(p) == phase_id), {})
     error = next((s for s in phase.get("scenarios", []) if s["outcome"] == "error"), None)
     if error is None:
         return phase_id

@@ -9,7 +9,7 @@ import secrets
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness import canonical, certificate, mirror, progress, redact
 from harness import handles as handles_mod
+from harness import ledger as ledger_mod
 from harness.aws import AwsSession, s3, ssm
 from harness.errors import ConfigError, EvidenceError, HarnessError, SubstrateError
 from harness.evidence import Bundle, MirrorTarget
 from harness.handles import Handles
 from harness.kafka import KafkaConnection
-from harness.ledger import Ledger
+from harness.ledger import Ledger, PhaseRecord, Rung
 from harness.substrate import (
     ExternalAws,
     ExternalKafka,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_CERTIFICATION_WIDE = ("pm1.", "p0.", "p12.")  # memo keys shared by every rung and drill
 
 
 def new_cert_id() -> str:
@@ -56,18 +58,29 @@ class Options:
     aws_endpoint: str | None = None
     reports_dir: Path | None = None
     cert_id: str | None = None
-    events: int = 20
+    events: int | None = None  # one run of this many events instead of the ladder
+    ladder: tuple[int, ...] = (20, 200)  # one run per size, then a rerun of the last
     seed: int = 42
+    drill_events: int = 20
 
     def __post_init__(self) -> None:
-        if self.events < 1:
+        if self.events is not None and self.events < 1:
             raise ConfigError(f"--events {self.events} must be >= 1")
+        self.rungs  # noqa: B018  (validates --ladder)
         if self.profile not in handles_mod.PROFILES:
             raise ConfigError(f"--profile {self.profile!r} is not one of {list(handles_mod.PROFILES)}")
         if self.kafka_bootstrap is not None and ":" not in self.kafka_bootstrap:
             raise ConfigError(f"--kafka-bootstrap {self.kafka_bootstrap!r} must be HOST:PORT")
         if self.aws_endpoint is not None and not self.aws_endpoint.startswith(("http://", "https://")):
             raise ConfigError(f"--aws-endpoint {self.aws_endpoint!r} must be an http(s) URL")
+
+
+    @property
+    def rungs(self) -> tuple[Rung, ...]:
+        """``--events N``: one run (``run-N``); otherwise the ladder's runs and a rerun of the last."""
+        if self.events is not None:
+            return ledger_mod.ladder([self.events], rerun=False)
+        return ledger_mod.ladder(self.ladder)
 
 
 def build_substrate(options: Options, handles: Handles, workdir: Path, *, detached: bool = False) -> Substrate:
@@ -121,10 +134,13 @@ class Certification:
     ledger: Ledger = field(init=False)
     substrate: Substrate = field(init=False)
     aws: AwsSession | None = None
-    current_phase: str | None = None
+    current_phase: str | None = None  # the unit being judged (P7, D3): finding ids name it
+    current_gate: str | None = None  # its gate in the ledger (P7 @ run-200)
+    scope: str | None = None  # the rung or drill whose run the current gate works on
     artifact: Artifact | None = None
     compute: Compute | None = None
     _memo: dict[str, _Memo] = field(default_factory=dict)
+    _scope_end: list[Callable[[], None]] = field(default_factory=list)
     _mirrored: set[str] = field(default_factory=set)
     _stacks: dict[str, Stack] = field(default_factory=dict)
     _generated: dict[str, str] = field(default_factory=dict)
@@ -140,7 +156,7 @@ class Certification:
         reports = self.options.reports_dir or root / "reports"
         self.workdir = root / ".spine-certify" / "work" / self.cert_id
         self.bundle = Bundle(reports / "certifications" / self.cert_id, cert_id=self.cert_id)
-        self.ledger = Ledger(self.implemented)
+        self.ledger = Ledger(self.implemented, rungs=self.options.rungs)
         if self.options.profile == "dev_min":
             from harness.stacks import check_dev_min_environment
 
@@ -186,6 +202,7 @@ class Certification:
         self._closed = True
         problems: list[str] = []
         self.ledger.close_all(interrupted=interrupted)
+        self.end_scope()
         if self.compute is not None:  # daemons and watched jobs never outlive the certification
             problems += [f"stop platform process {p}" for p in self.compute.stop_all()]
         try:
@@ -254,14 +271,14 @@ class Certification:
     def evidence_bytes(self, relpath: str, data: bytes) -> Path:
         """Write one evidence file as it is (write-once, scrubbed) and book it to the current phase."""
         path = self.bundle.write_bytes(relpath, data)
-        if self.current_phase:
-            self.ledger.add_evidence(self.current_phase, relpath)
+        if self.current_gate:
+            self.ledger.add_evidence(self.current_gate, relpath)
         return path
 
     def waive(self, check: str, reason: str) -> None:
         """A check this substrate cannot judge: WAIVED with its reason, visibly, never PASSED."""
-        if self.current_phase:
-            self.ledger[self.current_phase].waived[check] = reason
+        if self.current_gate:
+            self.ledger[self.current_gate].waived[check] = reason
         progress.say(f"WAIVED {check}: {reason}")
 
     def job_log(self, platform_run_id: str, result: JobResult) -> Path:
@@ -370,8 +387,62 @@ class Certification:
             self._stacks[name] = stacks.build(self, name)
         return self._stacks[name]
 
+    # -- gates and scopes -----------------------------------------------------------------
+    def begin(self, record: PhaseRecord) -> None:
+        """The gate about to run: a rung or drill scope that ends runs its clean-ups (its daemons stop)."""
+        scope = record.rung or (record.phase_id if record.kind == "drill" else None)
+        if scope != self.scope:
+            self.end_scope()
+        self.current_phase, self.current_gate, self.scope = record.phase_id, record.gate, scope
+
+    def end_scope(self) -> None:
+        """Run the current scope's clean-ups, last registered first; a failing one is logged, not raised."""
+        while self._scope_end:
+            action = self._scope_end.pop()
+            try:
+                action()
+            except Exception as exc:  # a clean-up that fails must not hide the next gate's verdict
+                log.warning("clean-up of %s failed: %s", self.scope, exc)
+                progress.say(f"clean-up of {self.scope} failed: {exc}")
+
+    def at_scope_end(self, action: Callable[[], None]) -> None:
+        """Run ``action`` when the current rung or drill ends (or when the certification closes)."""
+        self._scope_end.append(action)
+
+    @contextlib.contextmanager
+    def in_scope(self, scope: str | None) -> Iterator[None]:
+        """Look at another rung's memoised results (its pins, its observations) without ending this one."""
+        saved, self.scope = self.scope, scope
+        try:
+            yield
+        finally:
+            self.scope = saved
+
+    def rung(self, rung_id: str | None = None) -> Rung | None:
+        wanted = rung_id or self.scope
+        return next((r for r in self.options.rungs if r.id == wanted), None)
+
+    @property
+    def events(self) -> int:
+        """Events in the current run: its rung's size; a drill's run uses ``drill_events``."""
+        rung = self.rung()
+        return rung.events if rung is not None else self.options.drill_events
+
+    @property
+    def run_slug(self) -> str | None:
+        """What the current rung or drill adds to a platform run id (n20, n200-rerun, d3)."""
+        rung = self.rung()
+        if rung is not None:
+            return rung.slug
+        return self.scope.lower() if self.scope else None
+
+    def _key(self, key: str) -> str:
+        return key if self.scope is None or key.startswith(_CERTIFICATION_WIDE) else f"{self.scope}/{key}"
+
     def once(self, key: str, fn: Callable[[], T]) -> T:
-        """Run ``fn`` once per certification; later calls get its value or its error again."""
+        """Run ``fn`` once per rung or drill (per certification for P(-1), P0 and P12 keys);
+        later calls get its value or its error again."""
+        key = self._key(key)
         memo = self._memo.get(key)
         if memo is None:
             memo = self._memo[key] = _Memo()
@@ -385,7 +456,7 @@ class Certification:
 
     def peek(self, key: str) -> Any:
         """The value ``once(key, ...)`` produced, or None when it has not run or failed."""
-        memo = self._memo.get(key)
+        memo = self._memo.get(self._key(key))
         return None if memo is None or memo.error is not None else memo.value
 
     def env_facts(self) -> dict[str, str]:

@@ -42,8 +42,9 @@ def config_digest(config: dict[str, Any]) -> str:
 
 
 def run_id(cert: Certification, label: str) -> str:
-    base = re.sub(r"^cert-", "run-", cert.cert_id).lower()
-    return base if label == MAIN else f"{base}-{label}"
+    """run-<cert stamp>, then the rung or drill (n20, n200-rerun, d3), then a fault run's label."""
+    parts = [re.sub(r"^cert-", "run-", cert.cert_id).lower(), cert.run_slug, None if label == MAIN else label]
+    return "-".join(p for p in parts if p)
 
 
 def pin(cert: Certification, *, label: str = MAIN) -> Pins:
@@ -51,14 +52,14 @@ def pin(cert: Certification, *, label: str = MAIN) -> Pins:
     provenance = pm1.ensure_packaged(cert)
     h, opts = cert.handles, cert.options
     platform_run_id = run_id(cert, label)
-    scenario = f"scn-seed{opts.seed}-n{opts.events}" + ("" if label == MAIN else f"-{label}")
+    scenario = f"scn-seed{opts.seed}-n{cert.events}" + ("" if label == MAIN else f"-{label}")
     oracle_root = h.oracle_root
     config = {
         "platform_run_id": platform_run_id,
         "scenario_run_id": scenario,
         "profile": opts.profile,
         "seed": opts.seed,
-        "events": opts.events,
+        "events": cert.events,
         "oracle_source": f"s3://{h.bucket('oracle_source').name}/{oracle_root}{scenario}/",
         "oracle_root": f"s3://{h.bucket('oracle').name}/{oracle_root}{scenario}/",
         "evidence_root": f"s3://{h.bucket('evidence').name}/runs/{platform_run_id}/",
@@ -73,7 +74,7 @@ def pin(cert: Certification, *, label: str = MAIN) -> Pins:
         "run_config_digest": digest,
         "run_config": config,
         "image": {"tag": provenance["tag"], "digest": provenance["digest"], "source_sha": provenance["source_sha"]},
-        "events": opts.events,
+        "events": cert.events,
         "handles_digest": h.digest,
         "pinned_at": datetime.now(UTC).isoformat(),
         "jobs_started_before_pin": len(started),

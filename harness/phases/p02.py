@@ -78,14 +78,21 @@ def _bring_up(cert: Certification) -> dict[str, Daemon]:
     pins = p01.ensure_pinned(cert)
     built, missing = _implemented_daemons(cert)
     if missing:
-        cert.ledger[cert.current_phase or "P2"].notes.append(
+        cert.ledger[cert.current_gate or "P2"].notes.append(
             f"declared daemons the platform does not implement yet: {', '.join(missing)}")
     daemons: dict[str, Daemon] = {}
+    cert.at_scope_end(lambda: stop_daemons(daemons))  # the run's daemons stop when its rung or drill ends
     for mode in built:
         process, url = start_daemon(cert, pins, mode, service=cert.handles.services[mode])
         daemons[mode] = Daemon(mode, cert.handles.services[mode], process, url)
         _wait_ready(daemons[mode])
     return daemons
+
+
+def stop_daemons(daemons: dict[str, Daemon]) -> None:
+    """Stop a finished run's daemons (SIGTERM, then SIGKILL after 30 s); their output stays in the bundle."""
+    for daemon in daemons.values():
+        daemon.process.stop(timeout_s=30)  # safe on a process that already ended
 
 
 def restart_daemon(cert: Certification, mode: str, *, while_stopped: Callable[[], T]) -> T:

@@ -47,7 +47,7 @@ def run_lane(cert: Certification, pins: p01.Pins, *, fault: str | None = None) -
             raise ModeNotImplemented(mode)
         return result.exit_code
 
-    run(ENGINE, ["--seed", str(cert.options.seed), "--events", str(cert.options.events), "--out", source,
+    run(ENGINE, ["--seed", str(cert.options.seed), "--events", str(cert.events), "--out", source,
                  "--scenario-run-id", pins.scenario_run_id])
     if fault == "removed-source-object":
         injected = _remove_one_part(cert, source)

@@ -54,7 +54,7 @@ def _stream(cert: Certification) -> dict[str, Any]:
     for key in removed:  # WSP must not need them: it reads stream views only
         s3.delete(cert.aws_session, bucket=bucket, key=key)
     receipts_before = _receipt_objects(cert, pins)
-    pace = max(1, round(cert.options.events / STREAM_S))
+    pace = max(1, round(cert.events / STREAM_S))
     first = cert.compute_provider.start("wsp", env=_env(cert, pins, SPINE_WSP_PACE_EPS=str(pace),
                                                         SPINE_WSP_BATCH_SIZE=str(BATCH)))
     wait_until(lambda: _receipt_objects(cert, pins) > receipts_before or not first.alive(), timeout_s=60,

@@ -17,7 +17,8 @@ from typing import Any
 from harness import closeout, ingress, pipeline
 from harness.aws import AwsSession, s3
 from harness.compute import JobResult
-from harness.errors import Finding, HarnessError
+from harness.compute.base import NOT_IMPLEMENTED_EXIT
+from harness.errors import Finding, HarnessError, ModeNotImplemented
 from harness.kafka import KafkaConnection
 from harness.kafka.consume import read_all
 from harness.phases import claims, p01, p10
@@ -36,15 +37,17 @@ def _table(cert: Certification) -> str:
     return cert.handles.tables["reporter_lock"].name
 
 
-def _reporter(cert: Certification, pins: p01.Pins, reporter_id: str, **overrides: str) -> JobResult:
+def run_reporter(cert: Certification, pins: p01.Pins, reporter_id: str, **overrides: str) -> JobResult:
     env = p01.job_env(cert, pins, SPINE_REPORTER_ID=reporter_id, **overrides)
     result = cert.compute_provider.run("reporter", env=env, timeout_s=JOB_TIMEOUT_S)
     cert.job_log(pins.platform_run_id, result)
+    if result.not_implemented:
+        raise ModeNotImplemented("reporter")
     return result
 
 
-def _outcome(cert: Certification, pins: p01.Pins, reporter_id: str, code: int | None,
-             output: str = "") -> dict[str, Any]:
+def reporter_outcome(cert: Certification, pins: p01.Pins, reporter_id: str, code: int | None,
+                     output: str = "") -> dict[str, Any]:
     """How one reporter ended: its exit code, the tail of what it said, the conflict or refusal it wrote."""
     return {"reporter": reporter_id, "exit_code": code, "stderr": output.strip()[-800:],
             "conflict": claims.get(cert, pins, f"obs/conflict_{reporter_id}.json"),
@@ -60,8 +63,8 @@ def _obs_keys(cert: Certification, pins: p01.Pins) -> list[str]:
 
 
 def _ran(cert: Certification, pins: p01.Pins, reporter_id: str, **overrides: str) -> dict[str, Any]:
-    result = _reporter(cert, pins, reporter_id, **overrides)
-    return _outcome(cert, pins, reporter_id, result.exit_code, result.stderr)
+    result = run_reporter(cert, pins, reporter_id, **overrides)
+    return reporter_outcome(cert, pins, reporter_id, result.exit_code, result.stderr)
 
 
 # --- the manual closeout holds the lock ------------------------------------------------------------------------
@@ -123,6 +126,11 @@ def two_reporters(cert: Certification) -> dict[str, Any]:
 def _two(cert: Certification) -> dict[str, Any]:
     pins = p01.ensure_pinned(cert)
     stale_token(cert)
+    return race_reporters(cert, pins, evidence=f"runs/{pins.platform_run_id}/obs/p11_two_reporters.json")
+
+
+def race_reporters(cert: Certification, pins: p01.Pins, *, evidence: str) -> dict[str, Any]:
+    """Two reporters of the run started at the same instant; how each ended, the lock, run_completed.json."""
     run = pins.platform_run_id
     ids = [f"reporter-{side}-{uuid.uuid4().hex[:8]}" for side in ("a", "b")]
     tags = {"platform_run_id": run, "cert_id": cert.cert_id}
@@ -133,11 +141,13 @@ def _two(cert: Certification) -> dict[str, Any]:
         code = process.wait(timeout_s=JOB_TIMEOUT_S)
         if code is None:
             process.kill()
-        outcomes.append(_outcome(cert, pins, reporter_id, code, process.output()))
+        if code == NOT_IMPLEMENTED_EXIT and "not implemented" in process.output():
+            raise ModeNotImplemented("reporter")
+        outcomes.append(reporter_outcome(cert, pins, reporter_id, code, process.output()))
     lock = closeout.current(cert.aws_session, _table(cert), run)
     record = {"platform_run_id": run, "reporters": outcomes, "lock": lock,
               "run_completed": claims.get(cert, pins, COMPLETED)}
-    cert.evidence(f"runs/{run}/obs/p11_two_reporters.json", record)
+    cert.evidence(evidence, record)
     return record
 
 

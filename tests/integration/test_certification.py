@@ -62,9 +62,11 @@ def test_a_failing_p0_check_still_runs_p12_and_the_verdict_is_failed(run: Run) -
     p0, p12 = run.phase("P0"), run.phase("P12")
     assert p0["status"] == "FAILED"
     assert p12["status"] in ("DONE", "FAILED") and len(p12["scenarios"]) == 5
-    assert p12["notes"][0].startswith("ran after earlier phases did not pass: P0 FAILED")
-    for later in ("P1", "P3"):  # phases with features after the failed one are blocked, naming it
-        assert run.phase(later)["status"] == "BLOCKED" and run.phase(later)["blocked_by"] == "P0"
+    assert p12["notes"][0].startswith("ran after earlier gates did not pass: P0 FAILED")
+    for later in ("P1", "P3"):  # phases with features after the failed one are blocked, naming it, in every rung
+        gates = [p for p in run.gates["phases"] if p["phase_id"] == later]
+        assert [p["gate"] for p in gates] == [f"{later} @ {r}" for r in ("run-20", "run-200", "rerun-200")]
+        assert all(p["status"] == "BLOCKED" and p["blocked_by"] == "P0" for p in gates), gates
     assert run.gates["verdict"] == "FAILED"
     assert "verdict: FAILED" in run.result.stdout.str()
     environment = (run.out / "allure-results" / "environment.properties").read_text()

@@ -55,7 +55,7 @@ def test_stop_all_ends_a_started_daemon(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_ctrl_c_during_a_certification_stops_the_ig_daemon_and_its_key_is_nowhere(tmp_path: Path) -> None:
     cert_id = f"cert-lifetime-{uuid.uuid4().hex[:6]}"
-    run_id = cert_id.replace("cert-", "run-", 1)
+    run_id = cert_id.replace("cert-", "run-", 1) + "-n20"  # the ladder's first rung
     key_file = tmp_path / "writer-key"
     env = {**os.environ, "SPINE_WRITER_KEY_OUT": str(key_file),
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}

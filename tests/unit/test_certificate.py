@@ -50,7 +50,7 @@ def test_the_certificate_states_verdict_phases_runs_image_and_waivers(tmp_path: 
 
 @pytest.mark.parametrize(("mutate", "named"), [
     pytest.param(lambda c: c.update(verdict="CERTIFIED ", failed=["P3"]), "says verdict 'CERTIFIED '", id="verdict"),
-    pytest.param(lambda c: c["phases"].update(P8="NOT_IMPLEMENTED"), "phase statuses", id="phase-status"),
+    pytest.param(lambda c: c["phases"].update(P8="NOT_IMPLEMENTED"), "gate statuses", id="phase-status"),
     pytest.param(lambda c: c.update(evidence_digest="0" * 64), "issued for other evidence", id="other-evidence"),
     pytest.param(lambda c: c.update(profile="dev_min"), "says profile 'dev_min'", id="profile"),
 ])

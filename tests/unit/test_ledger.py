@@ -22,7 +22,7 @@ from harness.errors import (
     Timeout,
     ToolMissing,
 )
-from harness.ledger import PHASE_IDS, Ledger, ScenarioRecord, outcome_of
+from harness.ledger import DRILL_IDS, PHASE_IDS, UNIT_IDS, Ledger, ScenarioRecord, outcome_of
 
 
 def _run(ledger: Ledger, phase: str, outcome: str = "passed") -> None:
@@ -32,10 +32,18 @@ def _run(ledger: Ledger, phase: str, outcome: str = "passed") -> None:
 
 def test_canonical_order_and_initial_statuses() -> None:
     ledger = Ledger({"P0", "P12"})
-    assert [p["phase_id"] for p in ledger.to_json()["phases"]] == list(PHASE_IDS)
+    phases = ledger.to_json()["phases"]
+    assert [p["phase_id"] for p in phases] == list(UNIT_IDS)
+    # P(-1), P0, P1..P11, the reproducibility check, the drills, and teardown last
+    assert list(UNIT_IDS) == [*PHASE_IDS[:-1], "Reproducibility", *(f"D{n}" for n in range(1, 12)), "P12"]
+    assert list(DRILL_IDS) == [f"D{n}" for n in range(1, 12)]
     assert PHASE_IDS[0] == "P(-1)" and PHASE_IDS[-1] == "P12"
+    # without rungs a gate is its unit: plain ids, no rung
+    assert [p["gate"] for p in phases] == list(UNIT_IDS) == ledger.gates()
+    assert {p["rung"] for p in phases} == {None}
     assert ledger["P0"].status == "NOT_STARTED"
     assert ledger["P1"].status == "NOT_IMPLEMENTED"
+    assert ledger["Reproducibility"].status == ledger["D1"].status == "NOT_IMPLEMENTED"
 
 
 def test_only_one_phase_is_active() -> None:
@@ -66,7 +74,7 @@ def test_not_implemented_does_not_block_but_keeps_verdict_incomplete() -> None:
     verdict = ledger.verdict()
     assert ledger["P0"].status == ledger["P12"].status == "DONE"
     assert verdict["verdict"] == "INCOMPLETE"
-    assert verdict["not_implemented"] == [p for p in PHASE_IDS if p not in ("P0", "P12")]
+    assert verdict["not_implemented"] == [u for u in UNIT_IDS if u not in ("P0", "P12")]
 
 
 def test_teardown_runs_after_failures_and_says_so() -> None:
@@ -75,16 +83,30 @@ def test_teardown_runs_after_failures_and_says_so() -> None:
     _run(ledger, "P12")
     ledger.close_all()
     assert ledger["P12"].status == "DONE"
-    assert ledger["P12"].notes == ["ran after earlier phases did not pass: P0 FAILED"]
+    assert ledger["P12"].notes == ["ran after earlier gates did not pass: P0 FAILED"]
     assert ledger.verdict()["verdict"] == "FAILED"
 
 
 def test_only_all_done_certifies() -> None:
-    ledger = Ledger(set(PHASE_IDS))
-    for phase in PHASE_IDS:
-        _run(ledger, phase)
+    ledger = Ledger(set(UNIT_IDS))  # every unit: the phases, the reproducibility check and the drills
+    for unit in UNIT_IDS:
+        _run(ledger, unit)
     ledger.close_all()
+    assert {p.status for p in ledger.phases.values()} == {"DONE"}
     assert ledger.verdict()["verdict"] == "CERTIFIED"
+
+
+@pytest.mark.parametrize("missing", ["P5", "Reproducibility", "D11"])
+def test_one_unit_not_implemented_keeps_everything_else_done_from_certifying(missing: str) -> None:
+    ledger = Ledger(set(UNIT_IDS) - {missing})
+    for unit in UNIT_IDS:
+        if unit != missing:
+            _run(ledger, unit)
+    ledger.close_all()
+    verdict = ledger.verdict()
+    assert verdict["verdict"] == "INCOMPLETE"
+    assert verdict["not_implemented"] == [missing]
+    assert verdict["blocked"] == verdict["not_run"] == []
 
 
 def test_a_phase_without_scenarios_or_interrupted_is_not_done() -> None:
@@ -100,8 +122,12 @@ def test_a_phase_without_scenarios_or_interrupted_is_not_done() -> None:
 
 
 def test_unknown_phase_is_rejected() -> None:
-    with pytest.raises(ConfigError, match="unknown phase 'P13'"):
+    with pytest.raises(ConfigError, match="unknown phase or drill 'P13'"):
         Ledger({"P13"})
+    with pytest.raises(ConfigError, match="unknown phase or drill 'D12'"):
+        Ledger({"D12"})
+    with pytest.raises(ConfigError, match=r"unknown gate 'P7 @ run-20'"):
+        Ledger({"P7"})["P7 @ run-20"]  # without rungs there is no rung gate
 
 
 def test_every_scenario_of_a_blocked_phase_is_blocked() -> None:
@@ -220,16 +246,16 @@ def test_teardown_runs_after_an_error_and_says_so() -> None:
     _run(ledger, "P12")
     ledger.close_all()
     assert ledger["P12"].status == "DONE"
-    assert ledger["P12"].notes == ["ran after earlier phases did not pass: P0 ERROR, P1 BLOCKED"]
+    assert ledger["P12"].notes == ["ran after earlier gates did not pass: P0 ERROR, P1 BLOCKED"]
 
 
 def _ledger_with(statuses: dict[str, str]) -> Ledger:
-    """Every phase implemented and passing except those given ("error", "failed" or "not_implemented")."""
-    ledger = Ledger({pid for pid in PHASE_IDS if statuses.get(pid) != "not_implemented"})
-    for phase in PHASE_IDS:
-        if statuses.get(phase) != "not_implemented":
+    """Every unit implemented and passing except those given ("error", "failed" or "not_implemented")."""
+    ledger = Ledger({unit for unit in UNIT_IDS if statuses.get(unit) != "not_implemented"})
+    for unit in UNIT_IDS:
+        if statuses.get(unit) != "not_implemented":
             with contextlib.suppress(PhaseBlocked):  # successors of a FAILED or ERROR phase
-                _run(ledger, phase, statuses.get(phase, "passed"))
+                _run(ledger, unit, statuses.get(unit, "passed"))
     ledger.close_all()
     return ledger
 
@@ -243,6 +269,10 @@ def _ledger_with(statuses: dict[str, str]) -> Ledger:
     ({"P12": "error", "P3": "failed"}, "FAILED"),
     ({"P12": "error"}, "ERROR"),
     ({"P3": "failed"}, "FAILED"),
+    ({"Reproducibility": "error"}, "ERROR"),
+    ({"D4": "failed"}, "FAILED"),
+    ({"D4": "failed", "D5": "error"}, "FAILED"),  # a drill blocks nothing: D5 ran and could not judge
+    ({"D7": "not_implemented"}, "INCOMPLETE"),
 ])  # fmt: skip
 def test_verdict_precedence_failed_error_incomplete_certified(statuses: dict[str, str], verdict: str) -> None:
     ledger = _ledger_with(statuses)

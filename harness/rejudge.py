@@ -1,0 +1,112 @@
+"""Offline re-judgement of a bundle: history first, verdict second, from the evidence alone.
+
+The harness records what it observed beside what it concluded. ``spine-certify verify`` reads each
+recorded observation again and runs the same pure judge over it, with no substrate: a gate recorded
+DONE whose observations the judge now finds faults in is named, and the verdict is recomputed from
+the gate statuses that survive. A bundle whose gates.json was edited to say DONE, or whose
+observations were swapped for others, no longer verifies.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness import ledger, oracle_views, reproducibility
+from harness.errors import Finding
+from harness.phases import p07, p08, p09, p10, p11
+
+
+def _flat(problems: dict[str, list[str]], *, skip: Any = ()) -> list[str]:
+    return [f"{family}: {p}" for family, found in problems.items() if family not in skip for p in found]
+
+
+def _p07(record: dict[str, Any]) -> list[str]:
+    judged = p07.judge(record["observed"])
+    return _flat(judged["problems"], skip=judged["waived"])
+
+
+def _p09(record: dict[str, Any]) -> list[str]:
+    return _flat(p09.judge(record)["problems"])
+
+
+def _raises(check: Callable[[Any], None]) -> Callable[[Any], list[str]]:
+    def judge(record: Any) -> list[str]:
+        try:
+            check(record)
+        except Finding as exc:
+            return list(exc.details)
+        return []
+    return judge
+
+
+def _drill(record: dict[str, Any]) -> list[str]:
+    problems = [f"{stage}: {p}" for stage, found in (record.get("problems") or {}).items() for p in found]
+    return problems + ([f"the journal's outcome is {record.get('outcome')!r}"] if record.get("outcome") != "passed"
+                       else [])
+
+
+def _reproducibility(record: dict[str, Any]) -> list[str]:
+    return _raises(reproducibility.check)(reproducibility.compare(*record["snapshots"]))
+
+
+# bundle path pattern -> the judge of the observations it records (empty list: nothing wrong)
+JUDGES: dict[str, Callable[[Any], list[str]]] = {
+    "runs/*/oracle/recomputed.json": _raises(oracle_views.check),
+    "runs/*/ingest/reconciliation.json": _p07,
+    "runs/*/rtdl_core/lag_observed.json": p08.judge_lag,
+    "runs/*/rtdl_core/archive_observed.json": lambda r: p08.judge_archive(r["observed"]),
+    "runs/*/decision_lane/decisions_observed.json": _p09,
+    "runs/*/case_labels/cases_observed.json": lambda r: _flat(p10.judge(r["observed"])),
+    "runs/*/obs/p11_recomputed.json": lambda r: _flat(p11.judge(r["observed"])["problems"]),
+    "certification/reproducibility.json": _reproducibility,
+    "drills/*/journal.json": _drill,
+}
+
+
+def judge_for(relpath: str) -> Callable[[Any], list[str]] | None:
+    return next((fn for pattern, fn in JUDGES.items() if fnmatch.fnmatchcase(relpath, pattern)), None)
+
+
+def rejudge(root: Path) -> dict[str, Any]:
+    """Every DONE gate's recorded observations judged again; the verdict from the statuses that hold.
+
+    Returns {"rejudged": files judged, "contradictions": [...], "verdict": recomputed, "recorded": gates.json's}.
+    """
+    gates = json.loads((root / "gates.json").read_text(encoding="utf-8"))
+    contradictions: list[str] = []
+    statuses: list[tuple[str, str, str | None]] = []
+    judged = 0
+    for phase in gates["phases"]:
+        gate, status = str(phase.get("gate") or phase["phase_id"]), phase["status"]
+        for rel in phase.get("evidence", []):
+            judge = judge_for(rel)
+            if judge is None or status != ledger.DONE:
+                continue
+            judged += 1
+            try:
+                found = judge(json.loads((root / rel).read_text(encoding="utf-8")))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                found = [f"the observation cannot be read or judged: {type(exc).__name__}: {exc}"]
+            if found:
+                status = ledger.FAILED
+                contradictions.append(f"{gate} is DONE in gates.json, but {rel} judged offline finds "
+                                      f"{len(found)} problem(s): {'; '.join(found[:3])}")
+        statuses.append((gate, status, phase.get("blocked_by")))
+    return {"rejudged": judged, "contradictions": contradictions, "verdict": ledger.decide(statuses)["verdict"],
+            "recorded": gates.get("verdict")}
+
+
+def check(root: Path) -> list[str]:
+    """What the offline re-judgement contradicts in the bundle (empty: the verdict stands)."""
+    if not (root / "gates.json").is_file():
+        return []
+    result = rejudge(root)
+    problems = list(result["contradictions"])
+    if result["verdict"] != result["recorded"]:
+        problems.append(f"the verdict recomputed offline from the evidence is {result['verdict']}; gates.json says "
+                        f"{result['recorded']}")
+    return problems
