@@ -18,9 +18,23 @@ function facts(dir) {
 const run = facts(process.env.ALLURE_RESULTS_DIR || "reports/allure-results");
 const title = `spine-certify: ${run.verdict || "verdict unknown"} (profile ${run.profile || "?"}, ${run.cert_id || "?"})`;
 
+// Allure 3 ignores categories.json: the same three categories, matched on the `category` label the
+// harness gives every non-passing result (harness/report.py CATEGORIES names them).
+const category = (name) => ({
+  name,
+  matchers: { labels: { category: `^${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$` } },
+});
+
 export default {
   name: title,
   output: "reports/allure-report",
+  categories: {
+    rules: [
+      category("Fail-closed finding"),
+      category("Not implemented by the platform"),
+      category("Substrate or harness error (could not judge)"),
+    ],
+  },
   plugins: {
     awesome: {
       // Scenarios grouped by phase; a group holding a failure opens by itself.

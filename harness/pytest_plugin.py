@@ -14,7 +14,7 @@ import pytest
 
 from harness import ledger as ledger_mod
 from harness import progress, redact, report
-from harness.errors import HarnessError
+from harness.errors import HarnessError, PhaseBlocked
 from harness.ledger import ScenarioRecord
 from harness.session import Certification, Options, preflight
 
@@ -234,7 +234,11 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, sce
     state.entering = None
     certification.begin(certification.ledger[gate])
     request.node.stash[_EVIDENCE_MARK] = len(certification.bundle.written)
-    certification.ledger.enter(gate)
+    try:
+        certification.ledger.enter(gate)
+    except PhaseBlocked as exc:  # no step runs: the scenario's category is set here
+        allure.dynamic.label("category", report.category_of(exc))
+        raise
 
 
 def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:

@@ -60,3 +60,10 @@ def test_the_same_certification_writes_the_same_result_ids(tmp_path: Path) -> No
         (tmp_path / name).mkdir()
         report.write_unjudged_phases(tmp_path / name, g, now_ms=now)
     assert results(tmp_path / "a")["P9"]["uuid"] == results(tmp_path / "b")["P9"]["uuid"]
+
+
+def test_the_allure_3_config_carries_every_category_the_harness_labels() -> None:
+    """Allure 3 ignores categories.json; allurerc.mjs must match the same names on the `category` label."""
+    config = (Path(__file__).resolve().parents[2] / "allurerc.mjs").read_text()
+    for category in report.CATEGORIES:
+        assert f'category("{category["name"]}")' in config
