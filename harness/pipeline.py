@@ -121,31 +121,34 @@ def decoded(record: Record) -> dict[str, Any]:
             "value": value if isinstance(value, dict) else None}
 
 
-def run_records(conn: KafkaConnection, topic: str, platform_run_id: str, *, identity: str, expected: int,
-                timeout_s: float = 60.0) -> tuple[list[dict[str, Any]], str | None]:
-    """The run's records of ``topic``, read from offset 0 until ``expected`` distinct ``identity`` values
-    of the run were seen (or ``timeout_s``: then the shortfall is part of the observation)."""
-
-    def ours(r: Record) -> dict[str, Any] | None:
-        item = decoded(r)
-        value = item["value"]
-        return item if value is not None and value.get("platform_run_id") == platform_run_id else None
-
+def read_run(conn: KafkaConnection, topic: str, platform_run_id: str, *, identity: str, expected: int,
+             timeout_s: float = 60.0) -> tuple[list[Record], str | None]:
+    """Every record of ``topic`` (any run's), read from offset 0 until ``expected`` distinct ``identity`` values of
+    the run were seen (or ``timeout_s``: then the shortfall, as words, is part of the observation)."""
     seen: dict[str, int] = {"read": 0}
     distinct: set[Any] = set()
 
     def enough(records: list[Record]) -> bool:
         for r in records[seen["read"]:]:
-            item = ours(r)
-            if item is not None:
-                distinct.add(item["value"].get(identity))
+            value = decoded(r)["value"]
+            if value is not None and value.get("platform_run_id") == platform_run_id:
+                distinct.add(value.get(identity))
         seen["read"] = len(records)
         return len(distinct) >= expected
 
     records, shortfall = read_until(conn, topic, enough, timeout_s=timeout_s)
-    found = [item for item in (ours(r) for r in records) if item is not None]
-    return found, (f"{len(distinct)} distinct {identity} of {expected} expected on {topic}: {shortfall}"
-                   if shortfall else None)
+    return records, (f"{len(distinct)} distinct {identity} of {expected} expected on {topic}: {shortfall}"
+                     if shortfall else None)
+
+
+def run_records(conn: KafkaConnection, topic: str, platform_run_id: str, *, identity: str, expected: int,
+                timeout_s: float = 60.0) -> tuple[list[dict[str, Any]], str | None]:
+    """The run's records of ``topic``, decoded, read as ``read_run`` reads them."""
+    records, shortfall = read_run(conn, topic, platform_run_id, identity=identity, expected=expected,
+                                  timeout_s=timeout_s)
+    found = [item for item in map(decoded, records)
+             if item["value"] is not None and item["value"].get("platform_run_id") == platform_run_id]
+    return found, shortfall
 
 
 def topic_digests(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -60,8 +60,8 @@ def parse(raw: bytes | None, platform_run_id: str) -> Decision | str:
 class CaseLabels:
     """The daemon's state: one consumer, one database connection, the running tallies."""
 
-    def __init__(self, scope: RunScope, conn: psycopg.Connection[Any], consumer: Consumer, topic: str) -> None:
-        self.scope, self.conn, self.consumer, self.topic = scope, conn, consumer, topic
+    def __init__(self, scope: RunScope, session: db.Session, consumer: Consumer, topic: str) -> None:
+        self.scope, self.db, self.consumer, self.topic = scope, session, consumer, topic
         self.run_id = scope.platform_run_id
         self.tally: Counter[str] = Counter()
 
@@ -92,12 +92,17 @@ class CaseLabels:
                 label = ids.label_id(case, reason)
                 labels[label] = (label, case, self.run_id, reason, f"decision-lane:{found.policy}")
         if cases:
-            with db.transaction(self.conn, "insert cases and labels") as cur:
+            def insert(cur: psycopg.Cursor[Any]) -> Counter[str]:
+                new: Counter[str] = Counter()
                 cur.execute(_CASES, [list(column) for column in zip(*cases.values(), strict=True)])
-                counts["cases_new"] += max(cur.rowcount, 0)
+                new["cases_new"] += max(cur.rowcount, 0)
                 if labels:
                     cur.execute(_LABELS, [list(column) for column in zip(*labels.values(), strict=True)])
-                    counts["labels_new"] += max(cur.rowcount, 0)
+                    new["labels_new"] += max(cur.rowcount, 0)
+                return new
+
+            # Idempotent (ON CONFLICT DO NOTHING): run again whole after a lost connection, before any commit.
+            counts.update(self.db.run("insert cases and labels", insert))
         if offsets:
             try:
                 self.consumer.commit(offsets=[TopicPartition(self.topic, p, o) for p, o in sorted(offsets.items())],
@@ -114,8 +119,7 @@ class CaseLabels:
         if not s3.exists(root.bucket, root.key(LANE_SUMMARY)):
             return False
         run = (self.run_id,)
-        (expected, cases, labels), = db.query(
-            self.conn,
+        (expected, cases, labels), = self.db.query(
             "select (select count(*) from dla_records"
             "         where platform_run_id = %s and decision in ('REVIEW', 'DECLINE')),"
             " (select count(*) from cases where platform_run_id = %s),"
@@ -123,12 +127,12 @@ class CaseLabels:
         if cases != expected:
             log.info("waiting", cases=cases, review_decline_dla_rows=expected)
             return False
-        by_decision = dict(db.query(self.conn, "select decision, count(*) from cases where platform_run_id = %s"
-                                               " group by decision", run))
+        by_decision = dict(self.db.query("select decision, count(*) from cases where platform_run_id = %s"
+                                         " group by decision", run))
         evidence.put_json(root, SUMMARY, {
             "platform_run_id": self.run_id, "group": ids.group(MODE, self.run_id), "cases": cases, "labels": labels,
             "by_decision": {o: int(by_decision.get(o, 0)) for o in OUTCOMES[1:]},
-            "dsn_ssm_path": self.scope.env["SPINE_SSM_DB_DSN"], **db.facts(self.conn)})
+            "dsn_ssm_path": self.scope.env["SPINE_SSM_DB_DSN"], **self.db.facts()})
         return True
 
 
@@ -138,22 +142,26 @@ def run(scope: RunScope) -> None:
     topic, idle_s = env["SPINE_TOPIC_DECISION"], daemon.poll_s()
     settings = kafka.config(env)
     kafka.partitions(settings, topic)  # the bus answers and the topic exists, or the daemon refuses here
-    conn = db.connect(env, MODE)  # held for the daemon's life: P10 sees spine-case-labels in pg_stat_activity
+    # Held for the daemon's life (P10 sees spine-case-labels in pg_stat_activity), made again when it is lost.
+    session = db.Session(env, MODE, stop)
     consumer = daemon.consumer(settings, MODE, scope.platform_run_id)
     try:
         consumer.subscribe([topic])
-        lane = CaseLabels(scope, conn, consumer, topic)
+        lane = CaseLabels(scope, session, consumer, topic)
         summarised = s3.exists(root.bucket, root.key(SUMMARY))  # a restart never writes it again
         log.info("consuming", topic=topic, group=ids.group(MODE, scope.platform_run_id), summarised=summarised)
         next_look = 0.0
-        while not stop.is_set():
-            messages = consumer.consume(BATCH, timeout=idle_s)
-            if messages:
-                lane.handle(messages)
-            if not summarised and time.monotonic() >= next_look:
-                summarised = lane.summarise()
-                next_look = time.monotonic() + idle_s
+        try:
+            while not stop.is_set():
+                messages = consumer.consume(BATCH, timeout=idle_s)
+                if messages:
+                    lane.handle(messages)
+                if not summarised and time.monotonic() >= next_look:
+                    summarised = lane.summarise()
+                    next_look = time.monotonic() + idle_s
+        except db.Interrupted as exc:  # SIGTERM while the database was away: the batch in hand stays uncommitted
+            log.info("stopping", reason=str(exc))
         log.info("stopped", **dict(lane.tally))
     finally:
         consumer.close()
-        conn.close()
+        session.close()

@@ -73,7 +73,7 @@ class Lane:
         self.settings = kafka.config(env)
         kafka.partitions(self.settings, self.source)  # both topics answer before the lane starts
         kafka.partitions(self.settings, self.topic)
-        self.conn = db.connect(env, MODE)
+        self.db = db.Session(env, MODE, stop)  # a lost connection is made again (contract §6)
         self.summarised = s3.exists(scope.evidence.bucket, scope.evidence.key(SUMMARY))
         self.caught_up, self.counted = False, -1
         self.admitted: int | None = None
@@ -84,10 +84,10 @@ class Lane:
 
     def close(self) -> None:
         self.consumer.close()  # leaves the group; nothing is committed here
-        self.conn.close()
+        self.db.close()
 
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        return db.query(self.conn, sql, params)
+        return self.db.query(sql, params)
 
     # -- start: a decision in the DLA but not on the topic is published now ------------------------
     def republish(self) -> None:
@@ -155,18 +155,29 @@ class Lane:
                 made = decision(enriched)
                 decided.setdefault(made["decision_id"], (made, events.encode(made)))
         new: set[str] = set()
+        in_doubt = False
         if decided:
             params: list[Any] = []
             for decision_id, (made, body) in decided.items():
                 params += [decision_id, made["platform_run_id"], made["event_id"], made["decision"],
                            body.decode("utf-8"), hashlib.sha256(body).hexdigest()]
-            with db.transaction(self.conn, f"insert into {TABLE}") as cur:
+
+            def insert(cur: Any) -> set[str]:
                 cur.execute(_INSERT.format(rows=", ".join([_ROW] * len(decided))), params)
-                new = {row[0] for row in cur.fetchall()}
-        for decision_id, (made, body) in decided.items():
-            if decision_id in new:
-                self.publisher.send(made, body)
-        self.publisher.flush()
+                return {row[0] for row in cur.fetchall()}
+
+            reconnects = self.db.reconnects
+            new = self.db.run(f"insert into {TABLE}", insert)
+            # The connection was lost during the insert: an attempt whose commit went unanswered may have recorded
+            # rows the retry no longer sees as new. Every DLA row of the run not on the topic is published instead.
+            in_doubt = self.db.reconnects != reconnects
+        if in_doubt:
+            self.republish()
+        else:
+            for decision_id, (made, body) in decided.items():
+                if decision_id in new:
+                    self.publisher.send(made, body)
+            self.publisher.flush()
         ends: dict[int, int] = {}
         for record in batch:
             ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
@@ -222,6 +233,8 @@ def run(scope: RunScope) -> None:
         lane.republish()
         if not stop.is_set():
             lane.serve()
+    except db.Interrupted as exc:  # SIGTERM while the database was away: the batch in hand stays uncommitted
+        log.info("stopping", reason=str(exc))
     finally:
         lane.close()
     log.info("stopped", recorded=lane.recorded, skipped=dict(lane.skipped))

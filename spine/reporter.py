@@ -100,6 +100,7 @@ class Receipts:
     counts: Counter[str] = field(default_factory=Counter)
     admitted: Distinct = field(default_factory=Distinct)
     ambiguous: set[str] = field(default_factory=set)
+    unreconciled: list[str] = field(default_factory=list)  # ambiguous event ids that no ADMITTED receipt resolves
     acked_end: dict[int, int] = field(default_factory=dict)
     admitted_events: int = 0
     objects: int = 0
@@ -135,6 +136,9 @@ def read_receipts(scope: RunScope) -> Receipts:
                     found.add(json.loads(raw))
                 except ValueError as exc:
                     raise SpineError(f"receipt object s3://{root.bucket}/{key} is not JSON: {exc}") from exc
+    if found.ambiguous:  # IG reconciles an ambiguous publish with an ADMITTED receipt (contract §5)
+        admitted = numpy.frombuffer(found.admitted.hashes, numpy.int64)
+        found.unreconciled = sorted(e for e in found.ambiguous if not numpy.isin(hash(e), admitted))
     found.admitted_events, found.admitted = found.admitted.count(), Distinct()  # the count stays, the ids go
     return found
 
@@ -261,7 +265,7 @@ def reconcile(platform_run_id: str, receipts: Receipts, tallies: dict[str, Tally
         _judged("decisions_by_outcome = dla_by_outcome", counts["decisions_by_outcome"], dla),
         _judged("cases = dla REVIEW + DECLINE", counts["cases"], dla["REVIEW"] + dla["DECLINE"]),
         _judged("labels = reasons of the dla REVIEW and DECLINE decisions", counts["labels"], database["dla_reasons"]),
-        _judged("receipts.PUBLISH_AMBIGUOUS = 0", counts["receipts"][ingest.AMBIGUOUS], 0),
+        _judged("PUBLISH_AMBIGUOUS unreconciled = 0", len(receipts.unreconciled), 0),
     ]
     return {"platform_run_id": platform_run_id, "counts": counts, "closes": closes,
             "closed": all(c["ok"] for c in closes)}
@@ -442,7 +446,7 @@ def _closure(scope: RunScope, lock: Lock, seen: Observation) -> None:
     root, run_id = scope.evidence, scope.platform_run_id
     reconciliation = reconcile(run_id, seen.receipts, seen.tallies, seen.database)
     if not reconciliation["closed"]:
-        _refuse(scope, lock, reconciliation, sorted(seen.receipts.ambiguous), seen.reads)
+        _refuse(scope, lock, reconciliation, seen.receipts.unreconciled, seen.reads)
     anchors = {"platform_run_id": run_id,
                "topics": {role: {"topic": scope.env[TOPICS[role][0]],
                                  "partitions": {str(p): a.to_json() for p, a in sorted(tally.anchors.items())}}

@@ -32,22 +32,46 @@ def _int_env(name: str, default: int) -> int:
     return int(raw)
 
 
+def ready_pins(scope: RunScope) -> dict[str, Any]:
+    """What a READY must carry to be this run's: every field it shares with run.json (contract §5)."""
+    return {"platform_run_id": scope.platform_run_id, "scenario_run_id": scope.scenario_run_id,
+            "run_config_digest": scope.run.get("run_config_digest"),
+            "image_digest": (scope.run.get("image") or {}).get("digest"),
+            "oracle_root": (scope.run.get("run_config") or {}).get("oracle_root")}
+
+
+def ready_mismatch(value: bytes, pins: dict[str, Any]) -> str | None:
+    """Why a control record keyed by this run is not its READY (None: it is). A READY left by another run, or
+    one that vouches for another Oracle root or image under this run's id, is stale: it is never acted on."""
+    try:
+        message = json.loads(value)
+    except ValueError:
+        return "not JSON"
+    if not isinstance(message, dict) or message.get("type") != sr.READY:
+        return "not a READY"
+    wrong = sorted(k for k, v in pins.items() if v is None or message.get(k) != v)
+    if wrong:
+        return "contradicts run.json: " + ", ".join(f"{k}={message.get(k)!r}" for k in wrong)
+    try:
+        if message != sr.ready_message({**message}):
+            return "its message_id is not the digest of its content, or it carries other fields"
+    except (KeyError, TypeError):
+        return "not a READY (fields missing)"
+    return None
+
+
 def wait_for_ready(scope: RunScope, *, timeout_s: float) -> dict[str, Any]:
     """No READY, no read: the run's own READY on the control topic, matching run.json's pins."""
     topic, key = scope.env["SPINE_TOPIC_CONTROL"], scope.platform_run_id.encode()
+    pins = ready_pins(scope)
 
     def valid(record: kafka.Record) -> bool:
         if record.key != key:
             return False
-        try:
-            message = json.loads(record.value)
-            return bool(isinstance(message, dict) and message.get("type") == sr.READY
-                        and message.get("platform_run_id") == scope.platform_run_id
-                        and message.get("scenario_run_id") == scope.scenario_run_id
-                        and message.get("run_config_digest") == scope.run["run_config_digest"]
-                        and message == sr.ready_message({**message}))
-        except (ValueError, KeyError, TypeError):  # not a READY at all (e.g. fields missing): ignored
-            return False
+        why = ready_mismatch(record.value, pins)
+        if why is not None:
+            log.info("ready_ignored", partition=record.partition, offset=record.offset, reason=why)
+        return why is None
 
     found = kafka.read(kafka.config(scope.env), topic, keep=valid, until=bool, timeout_s=timeout_s)
     if not found:

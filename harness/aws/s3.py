@@ -57,6 +57,28 @@ def protections(aws: AwsSession, *, bucket: str) -> dict[str, Any]:
     return {"versioning": versioning, "public_access_block": dict(pab), "encryption": algorithms}
 
 
+def policy(aws: AwsSession, *, bucket: str) -> dict[str, Any]:
+    """The bucket policy as S3 returns it: ``{"policy": <document> | None}`` (None: the bucket has none)."""
+    try:
+        with converted(f"s3.get_bucket_policy {bucket}"):
+            document = aws.client("s3").get_bucket_policy(Bucket=bucket)["Policy"]
+    except NotFound:
+        return {"policy": None}
+    return {"policy": parse_json(document.encode() if isinstance(document, str) else document,
+                                 where=f"the bucket policy of {bucket}")}
+
+
+def put_policy(aws: AwsSession, *, bucket: str, document: dict[str, Any]) -> None:
+    """Replace the bucket policy (out of band: only drills use it; no stack manages a bucket policy)."""
+    with converted(f"s3.put_bucket_policy {bucket}"):
+        aws.client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps(document))
+
+
+def delete_policy(aws: AwsSession, *, bucket: str) -> None:
+    with converted(f"s3.delete_bucket_policy {bucket}"):
+        aws.client("s3").delete_bucket_policy(Bucket=bucket)
+
+
 def get_optional(aws: AwsSession, *, bucket: str, key: str) -> bytes | None:
     """The object's bytes, or None when it does not exist (one request, not a HEAD then a GET)."""
     try:

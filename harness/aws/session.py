@@ -16,7 +16,7 @@ _NOT_FOUND = {
     "NoSuchBucket", "NoSuchKey", "404", "NotFound", "ParameterNotFound",
     "ResourceNotFoundException", "ClusterNotFoundException", "RepositoryNotFoundException",
     "NoSuchEntity", "InvalidVpcID.NotFound", "NotFoundException", "NoSuchPublicAccessBlockConfiguration",
-    "ServerSideEncryptionConfigurationNotFoundError", "ImageNotFoundException",
+    "ServerSideEncryptionConfigurationNotFoundError", "ImageNotFoundException", "NoSuchBucketPolicy",
 }  # fmt: skip
 _PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict", "ConditionalCheckFailedException"}
 

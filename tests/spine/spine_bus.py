@@ -122,13 +122,14 @@ class Bus:
         finally:
             consumer.close()
 
-    def records(self, topic: str, *, min_end: dict[int, int] | None = None, timeout_s: float = 20.0) -> list[Record]:
+    def records(self, topic: str, *, min_end: dict[int, int] | None = None, timeout_s: float = 20.0,
+                bootstrap: str | None = None) -> list[Record]:
         """Every record of ``topic``: each partition read from its first offset to where the broker reports its end
         and, per partition, at least ``min_end`` (acknowledged end offsets). Tansu's high watermark is wrong for
         multi-record batches (docs/architecture.md), so neither it nor a count derived from it is trusted."""
-        partitions = self.partitions(topic)
+        partitions = self.partitions(topic, bootstrap=bootstrap)
         assert partitions, f"topic {topic} does not exist"
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
+        consumer = Consumer({"bootstrap.servers": bootstrap or self.bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
                              "enable.auto.commit": False, "enable.partition.eof": True, "fetch.wait.max.ms": 20,
                              "auto.offset.reset": "earliest", "log_level": 0})
         found: list[Record] = []

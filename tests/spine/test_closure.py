@@ -154,7 +154,7 @@ def test_reporter_closes_a_consistent_run_once(plane: Plane, new_lane: Callable[
         "admitted_events = traffic_events", "admitted_events = traffic_records", "admitted_events = enriched_events",
         "admitted_events = decisions", "admitted_events = decision_records", "admitted_events = dla_records",
         "decisions_by_outcome = dla_by_outcome", "cases = dla REVIEW + DECLINE",
-        "labels = reasons of the dla REVIEW and DECLINE decisions", "receipts.PUBLISH_AMBIGUOUS = 0"]
+        "labels = reasons of the dla REVIEW and DECLINE decisions", "PUBLISH_AMBIGUOUS unreconciled = 0"]
     assert "_at" not in json.dumps(reconciliation)  # no wall-clock time: the same run gives the same bytes
 
     completed = lane.evidence("run_completed.json")
@@ -191,10 +191,10 @@ def test_reporter_refuses_a_run_with_a_publish_ambiguous_receipt(plane: Plane, n
     up = build(lane, plane, events=6, ambiguous=1)
     proc = reporter(lane, plane, "reporter-amb")
     line = refusal(proc)
-    assert up.ambiguous[0] in line and "receipts.PUBLISH_AMBIGUOUS = 0 (1 vs 0)" in line
+    assert up.ambiguous[0] in line and "PUBLISH_AMBIGUOUS unreconciled = 0 (1 vs 0)" in line
     refused = lane.evidence("obs/refused_reporter-amb.json")
     assert refused["ambiguous_event_ids"] == up.ambiguous
-    assert [c["check"] for c in refused["open"]] == ["receipts.PUBLISH_AMBIGUOUS = 0"]
+    assert [c["check"] for c in refused["open"]] == ["PUBLISH_AMBIGUOUS unreconciled = 0"]
     assert refused["counts"]["receipts"]["PUBLISH_AMBIGUOUS"] == 1
     keys = lane.evidence_keys()
     assert "run_completed.json" not in keys and not set(OBS) & set(keys)

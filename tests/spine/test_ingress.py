@@ -12,6 +12,7 @@ import io
 import itertools
 import json
 import os
+import secrets
 import socket
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ from spine_bus import CONTROL, Bus, Ig, Record
 from spine_lane import IMAGE_DIGEST, REGION, Lane, run
 
 from harness.substrate import MotoServer, TansuBroker, free_port
+from harness.wait import wait_until
 from spine import sr
 from spine.engine import generate, render
 
@@ -184,7 +186,9 @@ def test_ig_health_names_its_run_and_a_connected_bus(bus: Bus, new_lane: Callabl
     body = answer.json()
     assert body["status"] == "ok"
     assert (body["platform_run_id"], body["scenario_run_id"]) == (lane.run_id, lane.scenario)
+    checked = body["bus"].pop("checked_at_ms")
     assert body["bus"] == {"connected": True, "topic": traffic, "partitions": 3, "error": None}
+    assert 0 <= time.time() * 1000 - checked < 60_000
     ready = lane.evidence("ingest/ig_ready.json")
     assert (ready["platform_run_id"], ready["topic"], ready["partitions"]) == (lane.run_id, traffic, 3)
 
@@ -307,8 +311,10 @@ def test_ig_answers_only_once_its_receipts_are_durable(bus: Bus, new_lane: Calla
     lane.put_run_json()
     retried = ig.post(batch, key=bus.writer_key)
     (receipt,) = receipts_of(retried)
-    # The event was published once before the receipt write failed; the retry points at that one record.
-    assert receipt["status"] == "DUPLICATE"
+    # The event was published once before the receipt write failed, and no receipt ever said so: the retry
+    # reconciles it against the topic and is its one ADMITTED receipt, pointing at that one record.
+    assert receipt["status"] == "ADMITTED"
+    assert receipt["reason"] == "reconciled: the earlier publish is on the topic"
     records = [r for r in bus.records(traffic, min_end=acked_ends([receipt])) if r.json()["event_id"] == "evt-00010"]
     assert [(r.partition, r.offset) for r in records] == [(receipt["partition"], receipt["offset"])]
     assert lane.evidence(f"ingest/receipts/{retried.json()['request_id']}.json") == retried.json()
@@ -400,9 +406,9 @@ def test_ig_stops_on_sigterm_with_exit_0(bus: Bus, new_lane: Callable[[], Lane],
         ig.health()
 
 
-def test_ig_answers_publish_ambiguous_when_the_bus_goes_away(bus: Bus, new_lane: Callable[[], Lane],
-                                                             start_ig: Callable[..., Ig], tmp_path: Path) -> None:
-    # Its own broker: this test stops it under a running IG.
+def test_ig_answers_publish_ambiguous_under_a_frozen_broker_and_reconciles_it_on_a_retry(
+        bus: Bus, new_lane: Callable[[], Lane], start_ig: Callable[..., Ig], tmp_path: Path) -> None:
+    # Its own broker: this test freezes it (SIGSTOP) under a running IG, then thaws it.
     own = TansuBroker(workdir=tmp_path / "tansu")
     own.start()
     try:
@@ -413,9 +419,8 @@ def test_ig_answers_publish_ambiguous_when_the_bus_goes_away(bus: Bus, new_lane:
         ig = start_ig(lane, traffic=traffic, ssm_bootstrap=bootstrap, SPINE_IG_DELIVERY_TIMEOUT_MS="1500")
         assert statuses(receipts_of(ig.post([event(lane, 0)], key=bus.writer_key))) == ["ADMITTED"]
 
-        assert own.proc is not None
-        own.proc.kill()  # the broker dies under IG (SIGKILL to the pid this test started)
-        own.proc.wait(timeout=10)
+        assert ig.health().status_code == 200  # IG's view of the bus is fresh for the next second
+        own.freeze()
         began = time.monotonic()
         answer = ig.post([event(lane, 1)], key=bus.writer_key)
         (receipt,) = receipts_of(answer)
@@ -424,18 +429,77 @@ def test_ig_answers_publish_ambiguous_when_the_bus_goes_away(bus: Bus, new_lane:
         assert "timed out" in receipt["reason"].lower()
         assert lane.evidence(f"ingest/receipts/{answer.json()['request_id']}.json") == answer.json()
         assert (bus.dedupe_item(lane.run_id, "evt-00001") or {}).get("state") == "PUBLISH_AMBIGUOUS"
-        # Sent again, it stays ambiguous: never claimed admitted (nor duplicate) without a delivery report.
-        (again,) = receipts_of(ig.post([event(lane, 1)], key=bus.writer_key))
-        assert again["status"] == "PUBLISH_AMBIGUOUS"
-        health = ig.health()
-        assert health.status_code == 503 and health.json()["bus"]["connected"] is False
+        # Once IG sees the bus gone, nothing more is claimed or published: the caller is told to retry.
+        wait_until(lambda: ig.health().status_code == 503, timeout_s=15, err_msg="health never reported the bus")
+        assert ig.health().json()["bus"]["connected"] is False
+        refused = ig.post([event(lane, 2)], key=bus.writer_key)
+        assert refused.status_code == 503 and "nothing was claimed" in refused.text
+        assert bus.dedupe_item(lane.run_id, "evt-00002") is None
         # No offsets snapshot without the bus: the commit is refused, not written half.
         assert ig.commit(key=bus.writer_key).status_code == 503
         assert not any(lane.exists(lane.evidence_root + name) for name in SUMMARIES)
+
+        own.thaw()
+        wait_until(lambda: ig.health().status_code == 200, timeout_s=30, err_msg="IG never saw the bus again")
+        # The retry reconciles the ambiguous publish against the topic: admitted once, never a second record.
+        (again,) = receipts_of(ig.post([event(lane, 1)], key=bus.writer_key))
+        assert again["status"] == "ADMITTED", again  # found on the topic (reconciled) or published now
+        (third,) = receipts_of(ig.post([event(lane, 2)], key=bus.writer_key))
+        assert third["status"] == "ADMITTED"
+        records = [r for r in bus.records(traffic, bootstrap=own.endpoint) if r.json()["event_id"] == "evt-00001"]
+        assert [(r.partition, r.offset) for r in records] == [(again["partition"], again["offset"])]
+        assert (bus.dedupe_item(lane.run_id, "evt-00001") or {}).get("state") == "ADMITTED"
         assert ig.stop() == 0, ig.stderr
         assert ig.stderr == ""  # the client's connection errors went to the JSON log on stdout
     finally:
         own.stop()
+
+
+def test_ig_reconciles_claims_a_dead_ig_left_pending(bus: Bus, new_lane: Callable[[], Lane],
+                                                    start_ig: Callable[..., Ig]) -> None:
+    lane = new_lane()
+    traffic = bus.traffic_topic("pending")
+    published, lost = event(lane, 1), event(lane, 2)
+    # What an IG killed mid-batch leaves: both claims PENDING under its id, one record on the topic, no receipt.
+    for e in (published, lost):
+        bus.ddb.put_item(TableName=bus.dedupe_table, Item={
+            "dedupe_key": {"S": f"{lane.run_id}/{e['event_id']}"}, "state": {"S": "PENDING"},
+            "payload_sha256": {"S": hashlib.sha256(json.dumps(e, sort_keys=True, separators=(",", ":"))
+                                                   .encode()).hexdigest()},
+            "platform_run_id": {"S": lane.run_id}, "owner": {"S": "dead-ig"}})
+    bus.produce(traffic, [(b"card-001", json.dumps(published, sort_keys=True, separators=(",", ":")).encode())])
+    ig = start_ig(lane, traffic=traffic)
+
+    receipts = receipts_of(ig.post([published, lost], key=bus.writer_key))
+    assert statuses(receipts) == ["ADMITTED", "ADMITTED"]
+    assert receipts[0]["reason"] == "reconciled: the earlier publish is on the topic"
+    records = bus.records(traffic, min_end=acked_ends(receipts))
+    mine = [r for r in records if r.json()["platform_run_id"] == lane.run_id]
+    assert sorted(r.json()["event_id"] for r in mine) == ["evt-00001", "evt-00002"]
+    assert {(r["partition"], r["offset"]) for r in receipts} == {(r.partition, r.offset) for r in mine}
+    assert statuses(receipts_of(ig.post([published, lost], key=bus.writer_key))) == ["DUPLICATE", "DUPLICATE"]
+    assert all((bus.dedupe_item(lane.run_id, e["event_id"]) or {}).get("state") == "ADMITTED"
+               for e in (published, lost))
+
+
+def test_ig_refuses_a_rotated_writer_key_within_a_second_and_accepts_the_new_one_at_once(
+        bus: Bus, new_lane: Callable[[], Lane], start_ig: Callable[..., Ig]) -> None:
+    lane = new_lane()
+    old = secrets.token_urlsafe(24)
+    path = f"/{bus.prefix}/ig/rotated/{lane.run_id}"
+    bus.ssm.put_parameter(Name=path, Value=old, Type="SecureString")
+    ig = start_ig(lane, traffic=bus.traffic_topic("rotation"), SPINE_SSM_IG_API_KEY=path)
+    assert ig.post([], key=old).status_code == 400  # accepted: the body is refused, not the key
+    new = secrets.token_urlsafe(24)
+    bus.ssm.put_parameter(Name=path, Value=new, Type="SecureString", Overwrite=True)
+    rotated = time.monotonic()
+    assert ig.post([event(lane, 1)], key=new).status_code == 200  # the new key at once
+    wait_until(lambda: ig.post([], key=old).status_code == 403, timeout_s=5, err_msg="the old key was never refused")
+    assert time.monotonic() - rotated < 1.0 + 1.0
+    refused = ig.post([event(lane, 2)], key=old)
+    assert refused.status_code == 403
+    assert bus.dedupe_item(lane.run_id, "evt-00002") is None
+    assert old not in ig.stdout + ig.stderr and new not in ig.stdout + ig.stderr
 
 
 # --- SR ---
@@ -532,9 +596,12 @@ def test_wsp_without_ready_exits_1_in_time_and_sends_nothing(bus: Bus, passed_la
              "checker_receipt_sha256": "00" * 32}
     key = lane.run_id.encode()
     bus.produce(CONTROL, [
-        # A READY of another run, a READY keyed by this run pinning another config, a torso, garbage.
+        # A READY of another run, a READY keyed by this run pinning another config, a stale READY under this
+        # run's id vouching for another Oracle root or image than run.json's, a torso, garbage.
         (b"run-someone-else", sr.encode(sr.ready_message({**facts, "platform_run_id": "run-someone-else"}))),
         (key, sr.encode(sr.ready_message({**facts, "run_config_digest": "f" * 64}))),
+        (key, sr.encode(sr.ready_message({**facts, "oracle_root": "s3://elsewhere/oracle/scn-previous/"}))),
+        (key, sr.encode(sr.ready_message({**facts, "image_digest": "sha256:" + "cd" * 32}))),
         (key, sr.encode({k: v for k, v in sr.ready_message(facts).items() if k != "image_digest"})),
         (key, b"\xff not json"),
     ])

@@ -419,3 +419,57 @@ def test_decision_lane_refuses_a_database_it_cannot_reach_without_printing_the_d
     assert len(lines) == 1 and lines[0].startswith(f"decision-lane: database at SSM {p.ssm_dsn} "), lane.stderr
     assert "not-the-password" not in lane.stderr + lane.stdout
     assert not lane.logged("consuming")
+
+
+def test_decision_lane_and_case_labels_outlast_a_database_restart(pipeline: Callable[[str], Pipeline]) -> None:
+    """PostgreSQL stopped mid-run (every session ended) and started again: both daemons keep running, retry their
+    connection, and every event is decided once and every flagged decision opens one case (contract §6)."""
+    p = pipeline("dbdown")
+    events = [enriched_event(p, eid, card, amount, values) for eid, card, amount, values, *_ in LANE_EVENTS]
+    first, second = events[:2], events[2:]
+    p.produce(p.rtdl_topic, [(e["payload"]["card_id"].encode(), encode(e)) for e in first])
+    lane, cases = p.start("decision-lane"), p.start("case-labels")
+    decided_records(p, len(first))
+
+    def flagged_cases() -> int:
+        with psycopg.connect(p.pg.dsn) as conn:
+            return int(conn.execute("select count(*) from cases where platform_run_id = %s",
+                                    (p.run_id,)).fetchone()[0])  # type: ignore[index]
+
+    p.pg.stop_server()
+    try:
+        placed = p.produce(p.rtdl_topic, [(e["payload"]["card_id"].encode(), encode(e)) for e in second])
+        wait_until(lambda: lane.logged("database_lost"), timeout_s=30, err_msg="the lane never met the outage")
+        assert lane.proc is not None and lane.proc.poll() is None, lane.stderr
+        assert len(p.records(p.decision_topic)) == len(first)  # nothing decided without its DLA row
+    finally:
+        p.pg.start_server()
+    decisions = decided_records(p, len(events))
+    wait_until(lambda: {k: v for k, v in p.committed("decision-lane", p.rtdl_topic).items() if v >= 0}
+               == ends_of(placed), timeout_s=30, err_msg="the lane did not commit the events met during the outage")
+    flagged = [eid for eid, *_, outcome, _ in LANE_EVENTS if outcome != "APPROVE"]
+    wait_until(lambda: flagged_cases() == len(flagged), timeout_s=30, err_msg="cases not opened after the outage")
+    assert sorted(r.json()["event_id"] for r in decisions) == sorted(e["event_id"] for e in events)
+    assert len(p.dla()) == len(events)
+    assert lane.logged("database_reconnected") and lane.proc is not None and lane.proc.poll() is None
+    assert cases.proc is not None and cases.proc.poll() is None, cases.stderr
+    with psycopg.connect(p.pg.dsn) as conn:
+        sessions = conn.execute("select application_name from pg_stat_activity where application_name like "
+                                "'spine-%%'").fetchall()
+    assert {("spine-decision-lane",), ("spine-case-labels",)} <= set(sessions)
+    assert lane.stop() == 0 and cases.stop() == 0, lane.stderr + cases.stderr
+
+
+def test_a_daemon_waiting_for_its_database_stops_cleanly(pipeline: Callable[[str], Pipeline]) -> None:
+    p = pipeline("dbstop")
+    lane = p.start("decision-lane")
+    p.pg.stop_server()
+    try:
+        event = enriched_event(p, "d1", "card-1", 100, (2, 3, 3, 3, 1, 300, False))
+        p.produce(p.rtdl_topic, [(b"card-1", encode(event))])
+        wait_until(lambda: lane.logged("database_lost"), timeout_s=30, err_msg="the lane never met the outage")
+        assert lane.stop() == 0, lane.stderr  # SIGTERM while it waits: exit 0, the batch in hand uncommitted
+    finally:
+        p.pg.start_server()
+    assert all(offset < 0 for offset in p.committed("decision-lane", p.rtdl_topic).values())
+    assert p.records(p.decision_topic) == []

@@ -50,7 +50,7 @@ COUNTS: Record = {
 CLOSES = ["admitted_events = traffic_events", "admitted_events = traffic_records", "admitted_events = enriched_events",
           "admitted_events = decisions", "admitted_events = decision_records", "admitted_events = dla_records",
           "decisions_by_outcome = dla_by_outcome", "cases = dla REVIEW + DECLINE",
-          "labels = reasons of the dla REVIEW and DECLINE decisions", "receipts.PUBLISH_AMBIGUOUS = 0"]
+          "labels = reasons of the dla REVIEW and DECLINE decisions", "PUBLISH_AMBIGUOUS unreconciled = 0"]
 
 
 def _topic_record(partition: int, offset: int, value: bytes, identity: str, decision: Record | None = None) -> Record:
@@ -601,9 +601,9 @@ def refused_closure(label: str) -> Record:
     receipt = {"index": 0, "event_id": event_id, "payload_sha256": "0" * 64, "reason": None, "quarantine": None,
                "topic": TRAFFIC, "partition": None, "offset": None, "status": "PUBLISH_AMBIGUOUS"}
     if label == "ambiguous":
-        opened = [{"check": "receipts.PUBLISH_AMBIGUOUS = 0", "left": 1, "right": 0, "ok": False}]
+        opened = [{"check": "PUBLISH_AMBIGUOUS unreconciled = 0", "left": 1, "right": 0, "ok": False}]
         counts, ambiguous = _refused_counts(ambiguous=1, admitted=0), [event_id]
-        named = f"receipts.PUBLISH_AMBIGUOUS = 0 (1 vs 0); PUBLISH_AMBIGUOUS left for {event_id}"
+        named = f"PUBLISH_AMBIGUOUS unreconciled = 0 (1 vs 0); PUBLISH_AMBIGUOUS left for {event_id}"
     else:
         receipt.update(status="ADMITTED", partition=0, offset=10**9)
         opened = [{"check": f"admitted_events = {name}", "left": 1, "right": 0, "ok": False}
