@@ -10,12 +10,13 @@ observations were swapped for others, no longer verifies.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness import ledger, oracle_views, reproducibility
+from harness import drills, ledger, oracle_views, reproducibility
 from harness.errors import Finding
 from harness.phases import p07, p08, p09, p10, p11
 
@@ -43,8 +44,13 @@ def _raises(check: Callable[[Any], None]) -> Callable[[Any], list[str]]:
     return judge
 
 
+def _stage(stage: str, record: dict[str, Any]) -> None:
+    drills.check(record, stage)
+
+
 def _drill(record: dict[str, Any]) -> list[str]:
-    problems = [f"{stage}: {p}" for stage, found in (record.get("problems") or {}).items() for p in found]
+    """A drill's journal: each judged stage completed with nothing that did not hold, and the outcome passed."""
+    problems = [p for stage in drills.STAGE_CLAIMS for p in _raises(functools.partial(_stage, stage))(record)]
     return problems + ([f"the journal's outcome is {record.get('outcome')!r}"] if record.get("outcome") != "passed"
                        else [])
 

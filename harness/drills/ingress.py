@@ -326,9 +326,13 @@ def judge_frozen(obs: dict[str, Any]) -> list[str]:
     answer = obs["probe"]["answer"]
     body = answer["body"] if isinstance(answer["body"], dict) else {}
     if answer["status"] == 200:
+        own = [r for r in body.get("receipts", []) if isinstance(r, dict)
+               and r.get("event_id") == obs["probe"]["event_id"]]
+        if len(own) != 1:
+            problems.append(f"the event sent while the broker was frozen was answered 200 with {len(own)} receipt(s) "
+                            f"for it: {body.get('receipts')}; one PUBLISH_AMBIGUOUS receipt, or a refusal, is owed")
         problems += [f"the event sent while the broker was frozen got receipt {r.get('status')}: no delivery "
-                     "report can come from a stopped broker" for r in body.get("receipts", [])
-                     if r.get("status") != "PUBLISH_AMBIGUOUS"]
+                     "report can come from a stopped broker" for r in own if r.get("status") != "PUBLISH_AMBIGUOUS"]
     elif answer["status"] != 503:
         problems.append(f"the event sent while the broker was frozen was answered {answer['status']}, neither "
                         "refused (503) nor PUBLISH_AMBIGUOUS")

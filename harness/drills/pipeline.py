@@ -490,16 +490,18 @@ def snapshot_summary(s: dict[str, Any]) -> dict[str, Any]:
 def judge_redelivery(record: dict[str, Any]) -> list[str]:
     """The rewind landed on earlier offsets (not 0), the lane consumed back to the ends, and the redelivered events
     changed nothing: the same decisions once each, the same DLA rows, cases and labels."""
-    problems = []
     ends = record["ends"]
     rewound = record["rewound_to"]
-    if not any(o < ends.get(p, 0) for p, o in rewound.items()):
-        problems.append(f"the group was not moved before any end {ends}: {rewound} redelivers nothing")
-    problems += [f"partition {p}: rewound to offset 0, not to an earlier offset of the run" for p, o in
-                 sorted(rewound.items()) if o == 0]
-    problems += [f"partition {p}: the group stood at {record['committed_after_rewind'].get(p)} after the rewind, not "
-                 f"{o}" for p, o in sorted(rewound.items()) if record["committed_after_rewind"].get(p) != o]
-    problems += judge_offsets("the restarted lane", ends, record["after"]["committed"])
+    # The rewind is the harness's own action: one that did not land means the fault never held (ERROR).
+    injection = [] if any(o < ends.get(p, 0) for p, o in rewound.items()) else [
+        f"the group was not moved before any end {ends}: {rewound} redelivers nothing"]
+    injection += [f"partition {p}: rewound to offset 0, not to an earlier offset of the run" for p, o in
+                  sorted(rewound.items()) if o == 0]
+    injection += [f"partition {p}: the group stood at {record['committed_after_rewind'].get(p)} after the rewind, "
+                  f"not {o}" for p, o in sorted(rewound.items()) if record["committed_after_rewind"].get(p) != o]
+    if injection:
+        raise HarnessError("the redelivery was not injected: " + "; ".join(injection))
+    problems = judge_offsets("the restarted lane", ends, record["after"]["committed"])
     before, after = record["before"], record["after"]
     for side, snap in (("before", before), ("after", after)):
         if snap["decision_shortfall"]:

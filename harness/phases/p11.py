@@ -146,12 +146,17 @@ def race_reporters(cert: Certification, pins: p01.Pins, *, evidence: str) -> dic
         outcomes.append(reporter_outcome(cert, pins, reporter_id, code, process.output()))
     lock = closeout.current(cert.aws_session, _table(cert), run)
     record = {"platform_run_id": run, "reporters": outcomes, "lock": lock,
-              "run_completed": claims.get(cert, pins, COMPLETED)}
+              "run_completed": claims.get(cert, pins, COMPLETED),
+              "ran": [[p.started_at, p.ended_at] for p in started]}  # when each process ran, on the harness's clock
     cert.evidence(evidence, record)
     return record
 
 
 def check_one_closes(record: dict[str, Any]) -> None:
+    ran = record.get("ran") or []
+    if len(ran) == 2 and all(end is not None for _, end in ran) and max(s for s, _ in ran) >= min(e for _, e in ran):
+        raise HarnessError(f"the two reporters did not run at the same time ({ran}): this run shows no contention "
+                           "(start them again)")
     problems = []
     winners = [r for r in record["reporters"] if r["exit_code"] == 0]
     losers = [r for r in record["reporters"] if r["exit_code"] != 0]

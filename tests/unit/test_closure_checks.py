@@ -715,3 +715,16 @@ def test_p11_two_reporters_that_did_not_overlap_show_no_contention() -> None:
     with pytest.raises(HarnessError, match=r"did not overlap, so this run shows no contention") as caught:
         p11.check_one_closes(record)
     assert not isinstance(caught.value, Finding)  # could not judge, not a platform failure
+
+
+def test_p11_two_reporters_whose_processes_did_not_run_at_once_show_no_contention() -> None:
+    """Even when the loser wrote no conflict file at all, the harness's own clock shows the race never happened."""
+    record = two_reporters()
+    record["ran"] = [[100.0, 101.5], [101.6, 102.0]]
+    _reporter(LOSER)(record).update(conflict=None)
+    with pytest.raises(HarnessError, match=r"did not run at the same time") as caught:
+        p11.check_one_closes(record)
+    assert not isinstance(caught.value, Finding)
+    record["ran"] = [[100.0, 101.5], [100.1, 101.2]]  # they overlapped: the missing conflict file is the finding
+    with pytest.raises(Finding, match=rf"{LOSER} wrote no obs/conflict_"):
+        p11.check_one_closes(record)

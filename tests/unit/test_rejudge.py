@@ -92,3 +92,29 @@ def test_verify_fails_a_sealed_bundle_whose_observations_contradict_its_verdict(
     out = capsys.readouterr()
     assert "rejudged P8 @ run-20 is DONE in gates.json, but" in out.out
     assert "holds observations that contradict its verdict" in out.err
+
+
+def journal(**changes: Any) -> dict[str, Any]:
+    """A drill's journal as drills.run writes it: every judged stage completed, nothing that did not hold."""
+    entries = [{"stage": stage, "label": stage, "status": "ok"} for stage in
+               ("steady-state-before", "method", "observe", "rollback", "steady-state-after")]
+    return {"drill": "D9", "name": "two-reporters", "entries": entries, "outcome": "passed",
+            "problems": {stage: [] for stage in ("steady-state-before", "method", "observe", "rollback",
+                                                 "steady-state-after")}, **changes}
+
+
+def test_a_passed_drill_journal_is_rejudged_clean() -> None:
+    judge = rejudge.judge_for("drills/two-reporters/journal.json")
+    assert judge is not None and judge(journal()) == []
+
+
+@pytest.mark.parametrize(("changes", "named"), [
+    ({"problems": {"observe": ["two reporters closed the run"]}}, "two reporters closed the run"),
+    ({"outcome": "failed"}, "the journal's outcome is 'failed'"),
+    ({"entries": [{"stage": "steady-state-before", "label": "x", "status": "ok"},
+                  {"stage": "observe", "label": "x", "status": "raised"}]}, "the journal has no observe entry"),
+])
+def test_a_drill_journal_recorded_done_that_does_not_hold_is_named(changes: dict[str, Any], named: str) -> None:
+    judge = rejudge.judge_for("drills/two-reporters/journal.json")
+    assert judge is not None
+    assert any(named in problem for problem in judge(journal(**changes)))
