@@ -350,7 +350,7 @@ def decide(gates: Sequence[tuple[str, str, str | None]]) -> dict[str, Any]:
         verdict = FAILED
     elif errored or any(root(g) == ERROR for g in blocked):
         verdict = ERROR
-    elif missing or not_run or blocked:
+    elif missing or not_run or blocked or not gates:  # nothing judged certifies nothing
         verdict = INCOMPLETE
     else:
         verdict = CERTIFIED

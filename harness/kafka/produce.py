@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -35,8 +38,30 @@ def send(conn: KafkaConnection, topic: str, records: Iterable[tuple[bytes | None
             except BufferError:
                 producer.poll(0.1)  # the local queue is full: let deliveries drain it
         producer.poll(0)
-    remaining = producer.flush(timeout_s)
+    with _interrupts_deferred():
+        remaining = producer.flush(timeout_s)
     if remaining or errors or any(a is None for a in acked):
         raise SubstrateError("ProduceFailed", f"{remaining} undelivered; {'; '.join(errors[:3])}",
                              operation=f"kafka.produce {topic}")
     return [a for a in acked if a is not None]
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C during ``flush`` is raised once it returns.
+
+    flush runs the delivery callbacks from C; a KeyboardInterrupt raised inside one is lost by
+    confluent-kafka, which then returns "SystemError: ... returned NULL without setting an
+    exception", and the certification would carry on as if nothing had been asked of it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            raise KeyboardInterrupt("interrupted while the harness's records were being delivered")

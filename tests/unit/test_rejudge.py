@@ -118,3 +118,7 @@ def test_a_drill_journal_recorded_done_that_does_not_hold_is_named(changes: dict
     judge = rejudge.judge_for("drills/two-reporters/journal.json")
     assert judge is not None
     assert any(named in problem for problem in judge(journal(**changes)))
+
+
+def test_a_ledger_with_no_gate_certifies_nothing() -> None:
+    assert ledger.decide([])["verdict"] == "INCOMPLETE"
