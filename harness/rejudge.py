@@ -21,17 +21,13 @@ from harness.errors import Finding
 from harness.phases import p07, p08, p09, p10, p11
 
 
-def _flat(problems: dict[str, list[str]], *, skip: Any = ()) -> list[str]:
-    return [f"{family}: {p}" for family, found in problems.items() if family not in skip for p in found]
-
-
 def _p07(record: dict[str, Any]) -> list[str]:
     judged = p07.judge(record["observed"])
-    return _flat(judged["problems"], skip=judged["waived"])
+    return drills.flat(judged["problems"], skip=judged["waived"])
 
 
 def _p09(record: dict[str, Any]) -> list[str]:
-    return _flat(p09.judge(record)["problems"])
+    return drills.flat(p09.judge(record)["problems"])
 
 
 def _raises(check: Callable[[Any], None]) -> Callable[[Any], list[str]]:
@@ -66,8 +62,8 @@ JUDGES: dict[str, Callable[[Any], list[str]]] = {
     "runs/*/rtdl_core/lag_observed.json": p08.judge_lag,
     "runs/*/rtdl_core/archive_observed.json": lambda r: p08.judge_archive(r["observed"]),
     "runs/*/decision_lane/decisions_observed.json": _p09,
-    "runs/*/case_labels/cases_observed.json": lambda r: _flat(p10.judge(r["observed"])),
-    "runs/*/obs/p11_recomputed.json": lambda r: _flat(p11.judge(r["observed"])["problems"]),
+    "runs/*/case_labels/cases_observed.json": lambda r: drills.flat(p10.judge(r["observed"])),
+    "runs/*/obs/p11_recomputed.json": lambda r: drills.flat(p11.judge(r["observed"])["problems"]),
     "certification/reproducibility.json": _reproducibility,
     "drills/*/journal.json": _drill,
 }

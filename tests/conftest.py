@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import redact
-from harness.substrate import MotoServer, TansuBroker
+from harness import db, redact
+from harness.substrate import MotoServer, PostgresCluster, TansuBroker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,6 +42,21 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
     part.start()
     yield part
     part.stop()
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
+    """One PostgreSQL cluster for the session with the platform schema applied by its owner.
+
+    ``pg.dsn`` is the platform role's DSN (SELECT and INSERT only), ``pg.owner_dsn`` the owner's.
+    """
+    cluster = PostgresCluster(workdir=tmp_path_factory.mktemp("pg"), database="spine_case_labels", user="spine")
+    cluster.start()
+    try:
+        db.apply_schema(cluster.owner_dsn, cluster.user)
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def platform_checkout(root: Path, files: dict[str, str]) -> Path:

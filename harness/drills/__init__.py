@@ -110,6 +110,11 @@ def run(cert: Certification, journal: Journal, body: Callable[[Journal], None]) 
     return cert.once(f"drill.{journal.drill}", execute)
 
 
+def flat(problems: dict[str, list[str]], *, prefix: str = "", skip: Any = ()) -> list[str]:
+    """A judge's problems by family as lines ``<prefix><family>: <problem>``, the ``skip`` families left out."""
+    return [f"{prefix}{family}: {p}" for family, found in problems.items() if family not in skip for p in found]
+
+
 def findings(check: Callable[..., None], *args: Any) -> list[str]:
     """What a phase's check function finds (its Finding's details); empty when it passes."""
     try:

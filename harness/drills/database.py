@@ -109,7 +109,7 @@ def database_unavailable(cert: Certification) -> dict[str, Any]:
         j.expect("observe", j.step("observe", "the daemons recovered and nothing was lost or duplicated: one decision "
                                    "and DLA row per event, one case per REVIEW/DECLINE decision with a label per "
                                    "reason, case/labels connected again",
-                                   lambda: [f"{family}: {p}" for family, found in judged.items() for p in found]))
+                                   lambda: drills.flat(judged)))
         runs.steady_after(cert, j, pins)
 
     return drills.run(cert, journal, body)

@@ -266,7 +266,7 @@ def rtdl_killed(cert: Certification) -> dict[str, Any]:
         j.expect("observe", j.step("observe", "nothing lost, nothing duplicated: the archive has no gap and no "
                                    "overlap, the group reached the acknowledged ends, one enriched event (copies "
                                    "byte-identical) and one decision and DLA row per admitted event",
-                                   lambda: [f"{family}: {p}" for family, found in judged.items() for p in found]))
+                                   lambda: drills.flat(judged)))
         runs.steady_after(cert, j, pins)
 
     return drills.run(cert, journal, body)

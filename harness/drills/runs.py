@@ -51,7 +51,7 @@ def steady_before(cert: Certification, j: drills.Journal, *, streamed_too: bool 
 def downstream_problems(cert: Certification) -> list[str]:
     """P8..P10's waits and judgements of the run: caught up, one decision per event, one case per flag."""
     cases = p10.ensure_cases(cert)
-    return [f"cases {family}: {p}" for family, found in cases["problems"].items() for p in found]
+    return drills.flat(cases["problems"], prefix="cases ")
 
 
 def obs_objects(cert: Certification, pins: p01.Pins) -> list[str]:
@@ -91,8 +91,7 @@ def ingest_problems(cert: Certification, pins: p01.Pins) -> list[str]:
                       evidence_root=pins.evidence_root, oracle_root=pins.run_config["oracle_root"],
                       claims=commit["claims"])
     judged = p07.judge(obs)
-    return [f"ingest {family}: {p}" for family, found in judged["problems"].items()
-            if family not in judged["waived"] for p in found]
+    return drills.flat(judged["problems"], prefix="ingest ", skip=judged["waived"])
 
 
 def close(cert: Certification, pins: p01.Pins, reporter_id: str = CLOSER, **overrides: str) -> dict[str, Any]:
@@ -104,7 +103,7 @@ def close(cert: Certification, pins: p01.Pins, reporter_id: str = CLOSER, **over
 def closure_problems(cert: Certification, pins: p01.Pins) -> list[str]:
     """P11's judgement of the run's closure: the reporter's claims against the harness's recount."""
     judged = p11.judge(p11.observe(cert, pins))
-    return [f"closure {family}: {p}" for family, found in judged["problems"].items() for p in found]
+    return drills.flat(judged["problems"], prefix="closure ")
 
 
 def settled(cert: Certification, pins: p01.Pins) -> dict[str, Any]:

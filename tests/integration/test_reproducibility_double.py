@@ -20,7 +20,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from harness import db, ingress, pipeline, reproducibility
+from harness import ingress, pipeline, reproducibility
 from harness.aws import AwsSession, s3, ssm
 from harness.errors import Finding
 from harness.kafka import KafkaConnection, admin, produce
@@ -49,18 +48,6 @@ SCENARIO = f"scn-seed{SEED}-n{EVENTS}"
 PARTITIONS = 3
 RECEIPT_BATCH = 50
 KNOBS = {"SPINE_DAEMON_POLL_S": "0.2", "SPINE_KAFKA_SESSION_TIMEOUT_MS": "2000", "SPINE_KAFKA_HEARTBEAT_MS": "500"}
-
-
-@pytest.fixture(scope="module")
-def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    """PostgreSQL with the platform schema applied by its owner (``pg.dsn``: the platform role's)."""
-    cluster = PostgresCluster(workdir=tmp_path_factory.mktemp("pg"), database="spine_repro", user="spine")
-    cluster.start()
-    try:
-        db.apply_schema(cluster.owner_dsn, cluster.user)
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 @dataclass

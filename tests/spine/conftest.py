@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
 
 import pytest
 from spine_bus import Bus
 from spine_lane import Lane
 
-from harness import db
-from harness.substrate import MotoServer, PostgresCluster, TansuBroker
+from harness.substrate import MotoServer, TansuBroker
 from spine.engine import generate, render
 
 _counter = itertools.count()
@@ -34,21 +32,6 @@ def sourced(lane: Lane, scenario_files: dict[str, bytes]) -> Lane:
     """A lane whose source already holds the engine's scenario."""
     lane.put_source(scenario_files)
     return lane
-
-
-@pytest.fixture(scope="session")
-def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    """One PostgreSQL cluster for the session with the platform schema applied by its owner.
-
-    ``pg.dsn`` is the platform role's DSN (SELECT and INSERT only), ``pg.owner_dsn`` the owner's.
-    """
-    cluster = PostgresCluster(workdir=tmp_path_factory.mktemp("pg"), database="spine_case_labels", user="spine")
-    cluster.start()
-    try:
-        db.apply_schema(cluster.owner_dsn, cluster.user)
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="module")
