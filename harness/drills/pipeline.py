@@ -19,7 +19,7 @@ from typing import Any
 
 from harness import drills, ingress, pipeline
 from harness.aws import AwsSession, s3
-from harness.drills import runs
+from harness.drills import faults, runs
 from harness.errors import HarnessError, Timeout
 from harness.kafka import KafkaConnection, admin
 from harness.phases import p01, p02, p08, p09, p10
@@ -30,6 +30,10 @@ ARCHIVE_NAME = re.compile(r"partition=(\d+)/(\d{20})-(\d{20})\.jsonl$")
 TRAP_TIMEOUT_S = 240.0
 SETTLE_TIMEOUT_S = 120.0
 DECISION_FAMILIES = ("decisions", "policy", "dla", "summary")
+TRAP_STEP_S = 0.002
+PACED_S = 10.0  # D4's WSP sends the run one event a request over about this long: about one RTDL batch per
+# event, so the trap has a window at each of about twenty archive writes (P6's unpaced stream gives RTDL two or three
+# batches, and the trap catches about one write in three between its archive object and its commit)
 
 
 # --- shared by the drills of this package ------------------------------------------------------------------------
@@ -157,9 +161,9 @@ def uncommitted(kill: dict[str, Any]) -> dict[str, list[int]]:
 
 @dataclass
 class KillTrap:
-    """Freezes RTDL (SIGSTOP to its process group) the moment a new archive object of the run appears, reads the
-    archive and its group's committed offsets while it cannot move, and SIGKILLs it when an archived record is past
-    the committed offset (consumed and archived, not committed); otherwise lets it go on (SIGCONT)."""
+    """Looks at the run's archive with RTDL frozen (SIGSTOP to its process group); when a new archive object has
+    appeared, reads its group's committed offsets while it still cannot move, and SIGKILLs it when an archived record
+    is past the committed offset (consumed and archived, not committed); otherwise lets it go on (SIGCONT)."""
 
     aws: AwsSession
     kafka: KafkaConnection
@@ -177,14 +181,15 @@ class KillTrap:
         return set(s3.list_keys(self.aws, bucket=self.bucket, prefix=self.prefix))
 
     def poll(self) -> dict[str, Any] | None:
-        seen = self.keys()
-        if not seen - self.known:
-            return None
+        """One look, with RTDL frozen for it: RTDL runs only between looks (the watch's short backoff), so an archive
+        object that appears is seen before RTDL can have gone on through its publish, flush and commit."""
         os.killpg(self.pid, signal.SIGSTOP)
         killed = False
         try:
             frozen_at = time.time()
             frozen = self.keys()
+            if not frozen - self.known:
+                return None
             committed = admin.committed_offsets(self.kafka, self.group, self.topic, self.partitions)
             sample: dict[str, Any] = {
                 "at_s": round(frozen_at - self.armed_at, 3), "new_objects": sorted(frozen - self.known),
@@ -217,8 +222,8 @@ def rtdl_killed(cert: Certification) -> dict[str, Any]:
                    "decision lane decides each event once, and the run closes with counts equal to the harness's "
                    "recount",
         fault="SIGKILL of the rtdl daemon's process group at a moment an archive object of the run reaches past its "
-              "group's committed offset (RTDL frozen with SIGSTOP the instant a new archive object appears, the "
-              "condition read from the archive bucket and the broker while it cannot move), mid-stream",
+              "group's committed offset (the archive looked at every few milliseconds with RTDL frozen by SIGSTOP, "
+              "the condition read from the archive bucket and the broker while it cannot move), mid-stream",
     )
 
     def body(j: drills.Journal) -> None:
@@ -231,7 +236,8 @@ def rtdl_killed(cert: Certification) -> dict[str, Any]:
         trap = KillTrap(aws=own_aws(cert), kafka=cert.kafka(), bucket=cert.handles.bucket("archive").name,
                         prefix=f"{run}/{traffic}/", group=pipeline.group("rtdl", run), topic=traffic,
                         partitions=cert.handles.topics[traffic], pid=rtdl.process.pid)
-        watch = Watch("D4 kill trap", trap.poll)
+        # RTDL runs a few milliseconds between two looks: fewer than its publish, flush and commit take.
+        watch = Watch("D4 kill trap", trap.poll, backoff_s=TRAP_STEP_S)
 
         def arm() -> dict[str, Any]:
             trap.known = trap.keys()
@@ -241,8 +247,9 @@ def rtdl_killed(cert: Certification) -> dict[str, Any]:
         j.step("method", "arm the trap on RTDL: freeze it when a new archive object appears, kill it when an "
                "archived record is past its committed offset", arm)
         try:
-            j.step("method", "stream the run's traffic through IG while the trap is armed", lambda: runs.streamed(cert),
-                   summary=lambda r: {"receipts": len(r["receipts"]), "topic_records": len(r["topic"])})
+            j.step("method", "stream the run's traffic through IG while the trap is armed: WSP paced, one event "
+                   "a request, so that RTDL archives and commits batch after batch", lambda: paced_stream(cert, pins),
+                   summary=lambda w: {"exit_code": w["exit_code"], "pid": w["pid"]})
             kill = j.step("method", "the trap caught RTDL between an archive write and its commit and SIGKILLed it",
                           lambda: spring(cert, pins, trap, watch),
                           summary=lambda k: {"uncommitted": uncommitted(k), "exit_code": k["exit_code"],
@@ -270,6 +277,18 @@ def rtdl_killed(cert: Certification) -> dict[str, Any]:
         runs.steady_after(cert, j, pins)
 
     return drills.run(cert, journal, body)
+
+
+def paced_stream(cert: Certification, pins: p01.Pins) -> dict[str, Any]:
+    """The drill's run streamed by a paced WSP to its end; P6's memo then holds that stream (the drill's own)."""
+    wsp = faults.ended(cert, pins, faults.start_wsp(cert, pins, batch=1, seconds=PACED_S),
+                       timeout_s=faults.WSP_TIMEOUT_S, label="wsp-paced")
+    if wsp["exit_code"] != 0:
+        how = f"was killed after {faults.WSP_TIMEOUT_S:.0f}s" if wsp["timed_out"] else f"exited {wsp['exit_code']}"
+        raise HarnessError(f"D4's paced WSP {how}: the run was not streamed, so the trap had nothing to catch:\n"
+                           f"{wsp['output_tail'][-600:]}")
+    faults.mark_streamed(cert, {"platform_run_id": pins.platform_run_id, "by": "D4", "receipts": [], "topic": []})
+    return wsp
 
 
 def spring(cert: Certification, pins: p01.Pins, trap: KillTrap, watch: Watch) -> dict[str, Any]:

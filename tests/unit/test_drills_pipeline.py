@@ -155,8 +155,16 @@ def _trap(pid: int, keys: list[set[str]]) -> pipeline.KillTrap:
     trap = pipeline.KillTrap(aws=None, kafka=None, bucket="archive", prefix=prefix,  # type: ignore[arg-type]
                              group=f"spine.rtdl.{RUN}", topic="fp.bus.traffic.fraud.v1", partitions=3, pid=pid)
     answers = iter([{prefix + k for k in ks} for ks in keys])
-    trap.keys = lambda: next(answers)  # type: ignore[method-assign]
+
+    def look() -> set[str]:
+        LOOKED_FROZEN.append(_state(pid) == "T")
+        return next(answers)
+
+    trap.keys = look  # type: ignore[method-assign]
     return trap
+
+
+LOOKED_FROZEN: list[bool] = []  # per look at the archive: was the daemon stopped while the trap looked?
 
 
 def _poll(trap: pipeline.KillTrap, committed: dict[int, int | None]) -> Record | None:
@@ -167,18 +175,21 @@ def _poll(trap: pipeline.KillTrap, committed: dict[int, int | None]) -> Record |
 def test_d4_trap_lets_rtdl_go_on_when_what_it_archived_is_committed(sleeper: subprocess.Popen[bytes]) -> None:
     obj = f"partition=1/{0:020d}-{0:020d}.jsonl"
     committed = {0: None, 1: 1, 2: None}
-    trap = _trap(sleeper.pid, [set(), {obj}, {obj}, {obj}])
-    assert _poll(trap, committed) is None and trap.samples == []  # nothing new: not even frozen
+    LOOKED_FROZEN.clear()
+    trap = _trap(sleeper.pid, [set(), {obj}, {obj}])
+    assert _poll(trap, committed) is None and trap.samples == []  # nothing new: no sample
+    assert _state(sleeper.pid) != "T"  # continued after the look, not left stopped
     assert _poll(trap, committed) is None
     assert trap.samples[0]["action"] == "SIGCONT" and sleeper.poll() is None
-    assert _state(sleeper.pid) != "T"  # continued, not left stopped
-    assert _poll(trap, committed) is None and len(trap.samples) == 1  # the same object: no second look
+    assert _state(sleeper.pid) != "T"
+    assert _poll(trap, committed) is None and len(trap.samples) == 1  # the same object: no second sample
+    assert LOOKED_FROZEN == [True, True, True]  # every look at the archive was made with the daemon stopped
 
 
 def test_d4_trap_kills_rtdl_frozen_with_archived_records_past_its_commit(sleeper: subprocess.Popen[bytes]) -> None:
     obj = f"partition=1/{1:020d}-{8:020d}.jsonl"
     committed = {0: None, 1: 1, 2: None}
-    trap = _trap(sleeper.pid, [{obj}, {obj}])
+    trap = _trap(sleeper.pid, [{obj}])
     sprung = _poll(trap, committed)
     assert sprung is not None and sprung["action"] == "SIGKILL"
     assert sprung["archived_ends"] == {"1": 9} and sprung["committed"] == {"0": None, "1": 1, "2": None}
@@ -187,7 +198,7 @@ def test_d4_trap_kills_rtdl_frozen_with_archived_records_past_its_commit(sleeper
 
 def test_d4_trap_never_leaves_rtdl_stopped_when_the_broker_does_not_answer(sleeper: subprocess.Popen[bytes]) -> None:
     obj = f"partition=0/{0:020d}-{0:020d}.jsonl"
-    trap = _trap(sleeper.pid, [{obj}, {obj}])
+    trap = _trap(sleeper.pid, [{obj}])
     with mock.patch.object(pipeline.admin, "committed_offsets", side_effect=RuntimeError("broker away")), \
             pytest.raises(RuntimeError):
         trap.poll()
