@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import drills, ledger, oracle_views, reproducibility
-from harness.errors import Finding
+from harness.drills import control, database, ingress, pipeline, substrate
+from harness.errors import Finding, HarnessError
 from harness.phases import p07, p08, p09, p10, p11
 
 
@@ -55,6 +56,21 @@ def _reproducibility(record: dict[str, Any]) -> list[str]:
     return _raises(reproducibility.check)(reproducibility.compare(*record["snapshots"]))
 
 
+def _observed(judge: Callable[[Any], list[str] | dict[str, list[str]]]) -> Callable[[dict[str, Any]], list[str]]:
+    """A drill's ``{"observed": ..., "problems": ...}`` record: the drill's own judge over the observation alone
+    (the problems it recorded are the drill's conclusion, not evidence)."""
+    def judge_observed(record: dict[str, Any]) -> list[str]:
+        found = judge(record["observed"])
+        return drills.flat(found) if isinstance(found, dict) else found
+    return judge_observed
+
+
+def _after(record: dict[str, Any]) -> list[str]:
+    """An ingress drill's steady state after: every stream-view event exactly once, from receipts and the topic."""
+    return ingress.exactly_once(record["platform_run_id"], record["view_event_ids"], record["receipts"],
+                                record["topic"])
+
+
 # bundle path pattern -> the judge of the observations it records (empty list: nothing wrong)
 JUDGES: dict[str, Callable[[Any], list[str]]] = {
     "runs/*/oracle/recomputed.json": _raises(oracle_views.check),
@@ -66,6 +82,21 @@ JUDGES: dict[str, Callable[[Any], list[str]]] = {
     "runs/*/obs/p11_recomputed.json": lambda r: drills.flat(p11.judge(r["observed"])["problems"]),
     "certification/reproducibility.json": _reproducibility,
     "drills/*/journal.json": _drill,
+    # each drill's raw observations, judged again by the drill's own judge
+    "drills/ig-key-rotation/observed_fault.json": ingress.judge_rotation,
+    "drills/broker-unavailable/observed_fault.json": ingress.judge_frozen,
+    "drills/ig-killed/observed_fault.json": ingress.judge_killed,
+    "drills/poison-event/observed_fault.json": ingress.judge_poison,
+    "drills/*/observed_after.json": _after,
+    "drills/rtdl-killed/kill_observed.json": _observed(pipeline.judge_kill),
+    "drills/rtdl-killed/recovery_observed.json": _observed(pipeline.judge_recovery),
+    "drills/lane-redelivery/redelivery.json": _observed(pipeline.judge_redelivery),
+    "drills/stale-ready/held_observed.json": _observed(control.judge_held),
+    "drills/stale-ready/streamed_observed.json": _observed(control.judge_streamed),
+    "drills/database-unavailable/outage_observed.json": _observed(database.judge_outage),
+    "drills/database-unavailable/recovery_observed.json": _observed(database.judge_recovery),
+    "drills/two-reporters/reporters.json": lambda r: drills.findings(p11.check_one_closes, r),
+    "drills/evidence-bucket-refuses/denied_observed.json": _observed(substrate.judge_denied),
 }
 
 
@@ -91,7 +122,7 @@ def rejudge(root: Path) -> dict[str, Any]:
             judged += 1
             try:
                 found = judge(json.loads((root / rel).read_text(encoding="utf-8")))
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, HarnessError) as exc:
                 found = [f"the observation cannot be read or judged: {type(exc).__name__}: {exc}"]
             if found:
                 status = ledger.FAILED

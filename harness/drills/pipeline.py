@@ -257,6 +257,7 @@ def rtdl_killed(cert: Certification) -> dict[str, Any]:
         finally:
             watch.disarm()
             cert.evidence(f"{j.directory}/kill_trap.json", trap.to_json())
+        cert.evidence(f"{j.directory}/kill_observed.json", {"observed": kill, "problems": judge_kill(kill)})
         j.expect("observe", j.step("observe", "while RTDL was dead, no offset stood past what it archived and nothing "
                                    "was committed after the kill", lambda: judge_kill(kill)))
         j.step("rollback", "RTDL started again as its service's task", lambda: replace_crashed(cert, "rtdl"))

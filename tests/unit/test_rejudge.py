@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from check_records import RUN as CHECK_RUN
+from check_records import Mutation, mutated
+from test_closure_checks import two_reporters
+from test_drills_ingress import VIEW, _ledger, frozen_record, killed_record, poison_record, rotation_record
+from test_drills_pipeline import db_recovery, kill_record, outage, recovery, redelivery
+from test_drills_substrate import DENIED, HELD, STREAMED
 
 from harness import cli, ledger, rejudge
 from harness.evidence import Bundle
@@ -72,7 +80,15 @@ def test_every_judged_pattern_names_evidence_the_harness_writes(pattern: str) ->
                "runs/*/case_labels/cases_observed.json": "harness/phases/p10.py",
                "runs/*/obs/p11_recomputed.json": "harness/phases/p11.py",
                "certification/reproducibility.json": "harness/phases/rerun.py",
-               "drills/*/journal.json": "harness/drills/__init__.py"}
+               "drills/*/journal.json": "harness/drills/__init__.py",
+               "drills/*/observed_after.json": "harness/drills/ingress.py",
+               "drills/two-reporters/reporters.json": "harness/drills/closure.py"}
+    drill_modules = ("ingress", "pipeline", "control", "database", "substrate")
+    if pattern.startswith("drills/") and pattern not in written:  # drills/<journal name>/<file>: one module has both
+        name, file = pattern.split("/")[1:]
+        sources = [(Path(__file__).resolve().parents[2] / f"harness/drills/{m}.py").read_text() for m in drill_modules]
+        assert any(f'"{name}"' in src and file.removesuffix(".json") in src for src in sources), pattern
+        return
     source = (Path(__file__).resolve().parents[2] / written[pattern]).read_text()
     tail = pattern.rsplit("/", 1)[-1].removesuffix(".json")
     assert tail in source or pattern.split("/")[-2] in source
@@ -122,3 +138,82 @@ def test_a_drill_journal_recorded_done_that_does_not_hold_is_named(changes: dict
 
 def test_a_ledger_with_no_gate_certifies_nothing() -> None:
     assert ledger.decide([])["verdict"] == "INCOMPLETE"
+
+
+def _after() -> dict[str, Any]:
+    receipts, topic = _ledger()
+    return {"platform_run_id": CHECK_RUN, "view_event_ids": VIEW, "receipts": receipts, "topic": topic}
+
+
+def _wrapped(record: dict[str, Any]) -> dict[str, Any]:
+    """As the drill writes it: the observation beside the problems it concluded (here: none)."""
+    return {"observed": record, "problems": []}
+
+
+# each drill observation the bundle holds: a compliant record, and one change its drill's judge must name
+DRILL_OBSERVATIONS: list[tuple[str, Any, Mutation]] = [
+    ("drills/ig-key-rotation/observed_fault.json", rotation_record,
+     lambda r: r["probe"]["answer"].update(status=200)),
+    ("drills/broker-unavailable/observed_fault.json", frozen_record,
+     lambda r: r["reporter"].update(run_completed=True)),
+    ("drills/ig-killed/observed_fault.json", killed_record,
+     lambda r: r["after"]["topic"].append({**r["after"]["topic"][0], "offset": 99})),
+    ("drills/poison-event/observed_fault.json", poison_record,
+     lambda r: r["answer"]["body"]["receipts"][2].update(status="ADMITTED")),
+    ("drills/ig-key-rotation/observed_after.json", _after, lambda r: r["topic"].pop(0)),
+    ("drills/rtdl-killed/kill_observed.json", lambda: _wrapped(kill_record()),
+     lambda r: r["observed"]["committed_after_kill"].update({"1": 9})),
+    ("drills/rtdl-killed/recovery_observed.json", lambda: _wrapped(recovery()),
+     lambda r: r["observed"]["decided"]["dla"].pop(0)),
+    ("drills/lane-redelivery/redelivery.json", lambda: _wrapped(redelivery()),
+     lambda r: r["observed"]["after"]["committed"].update({"1": 5})),
+    ("drills/stale-ready/held_observed.json", lambda: _wrapped(copy.deepcopy(HELD)),
+     lambda r: r["observed"]["wsp_objects"].append("wsp/attempts/wsp-1.json")),
+    ("drills/stale-ready/streamed_observed.json", lambda: _wrapped(copy.deepcopy(STREAMED)),
+     lambda r: r["observed"].update(wsp_claim=None)),
+    ("drills/database-unavailable/outage_observed.json", lambda: _wrapped(outage()),
+     lambda r: r["observed"].update(run_completed=True)),
+    ("drills/database-unavailable/recovery_observed.json", lambda: _wrapped(db_recovery()),
+     lambda r: r["observed"]["daemons"]["case-labels"].update(alive=False)),
+    ("drills/two-reporters/reporters.json", two_reporters,
+     lambda r: [o.update(exit_code=0) for o in r["reporters"]]),
+    ("drills/evidence-bucket-refuses/denied_observed.json", lambda: _wrapped(copy.deepcopy(DENIED)),
+     lambda r: r["observed"].update(run_completed=True)),
+]
+
+
+@pytest.mark.parametrize(("path", "record", "mutate"), DRILL_OBSERVATIONS, ids=[p for p, _, _ in DRILL_OBSERVATIONS])
+def test_each_drill_observation_is_judged_again_by_its_drills_own_judge(path: str, record: Any,
+                                                                        mutate: Mutation) -> None:
+    """Read back as JSON, as verify reads it: a compliant observation passes, a changed one is named, whatever the
+    problems the drill recorded beside it say."""
+    judge = rejudge.judge_for(path)
+    assert judge is not None, path
+    compliant = json.loads(json.dumps(record()))
+    assert judge(compliant) == []
+    assert judge(mutated(compliant, mutate)), path
+
+
+def test_every_drill_observation_the_drills_write_has_a_judge() -> None:
+    """Each ``{"observed": ..., "problems": ...}`` file a drill writes is re-judged by verify (none forgotten)."""
+    root = Path(__file__).resolve().parents[2] / "harness/drills"
+    written = set()
+    for module in root.glob("*.py"):
+        written |= set(re.findall(r'j\.directory}/([a-z_]+\.json)", \{"observed"', module.read_text()))
+    assert written, "no drill writes an observed record"
+    judged = {pattern.rsplit("/", 1)[-1] for pattern in rejudge.JUDGES if pattern.startswith("drills/")}
+    assert written <= judged, sorted(written - judged)
+
+
+def test_a_drill_recorded_done_over_an_observation_its_judge_rejects_is_a_contradiction(tmp_path: Path) -> None:
+    gates = [{"gate": "D4", "phase_id": "D4", "rung": None, "status": "DONE", "blocked_by": None,
+              "evidence": ["drills/rtdl-killed/kill_observed.json"]}]
+    kill = kill_record()
+    kill["committed_after_kill"]["1"] = 9  # RTDL's offsets moved after its death
+    (tmp_path / "drills/rtdl-killed").mkdir(parents=True)
+    (tmp_path / "drills/rtdl-killed/kill_observed.json").write_text(json.dumps({"observed": kill, "problems": []}))
+    (tmp_path / "gates.json").write_text(json.dumps({"phases": gates, "verdict": "CERTIFIED"}))
+    problems = rejudge.check(tmp_path)
+    assert problems[0].startswith("D4 is DONE in gates.json, but drills/rtdl-killed/kill_observed.json judged "
+                                  "offline finds 1 problem(s): RTDL's group offsets moved after RTDL was killed")
+    assert problems[-1].endswith("is FAILED; gates.json says CERTIFIED")
