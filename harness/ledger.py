@@ -302,11 +302,14 @@ class Ledger:
             record.status = NOT_IMPLEMENTED
             record.notes.append("the platform answered 'not implemented' for a mode this phase needs")
             return
+        elif interrupted:
+            # Stopped by the operator (Ctrl-C, SIGTERM) before it could be judged: no finding, so not FAILED.
+            record.status = ERROR
         else:
             passed = bool(record.scenarios) and outcomes == {"passed"}
-            record.status = DONE if passed and not interrupted else FAILED
+            record.status = DONE if passed else FAILED
         if interrupted:
-            record.notes.append("the certification was interrupted while this gate was ACTIVE")
+            record.notes.append("the certification was interrupted while this gate was ACTIVE: it could not be judged")
 
     def close_all(self, *, interrupted: bool = False) -> None:
         active = self.active()

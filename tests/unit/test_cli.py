@@ -62,6 +62,16 @@ def test_verdict_error_exit_code_names_what_could_not_be_judged(tmp_path: Path,
     assert (gates["verdict"], gates["errored"], gates["failed"], gates["blocked"]) == ("ERROR", ["P0"], [], ["P1"])
 
 
+def test_an_interrupted_certification_reads_error_naming_the_interruption() -> None:
+    ledger = Ledger({"P0"})
+    ledger.enter("P0")
+    ledger.record("P0", ScenarioRecord(name="s", outcome="passed", duration_s=1.0))
+    ledger.close_all(interrupted=True)
+    line = report.verdict_line({"cert_id": "cert-i", "profile": "embedded", **ledger.to_json()})
+    assert line.startswith("verdict: ERROR (profile embedded, cert-i); errored: P0 (the certification was "
+                           "interrupted while this gate was ACTIVE: it could not be judged)")
+
+
 def test_the_verdict_line_cuts_a_long_error_but_gates_keep_it() -> None:
     ledger = Ledger({"P0"})
     ledger.enter("P0")

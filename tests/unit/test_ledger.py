@@ -117,8 +117,16 @@ def test_a_phase_without_scenarios_or_interrupted_is_not_done() -> None:
     ledger = Ledger({"P0"})
     _run(ledger, "P0")
     ledger.close_all(interrupted=True)
-    assert ledger["P0"].status == "FAILED"
-    assert "interrupted" in ledger["P0"].notes[0]
+    # Interrupted with its scenarios passed so far: it could not be judged, which is not a platform failure.
+    assert ledger["P0"].status == "ERROR"
+    assert "interrupted" in ledger["P0"].notes[0] and ledger.verdict()["verdict"] == "ERROR"
+
+
+def test_an_interrupted_gate_that_already_found_a_fault_stays_failed() -> None:
+    ledger = Ledger({"P0"})
+    _run(ledger, "P0", "failed")
+    ledger.close_all(interrupted=True)
+    assert ledger["P0"].status == "FAILED" and "interrupted" in ledger["P0"].notes[-1]
 
 
 def test_unknown_phase_is_rejected() -> None:
