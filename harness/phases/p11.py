@@ -536,6 +536,9 @@ def check(result: dict[str, Any], *families: str) -> None:
 
 # --- fault runs: closure refused -------------------------------------------------------------------------------
 
+# The fault run's reporter waits this long on each of its three topics for a record that was never produced (the
+# whole shared topic is read in well under a second; a read cut short still leaves the fault open, so it refuses).
+FAULT_READ_TIMEOUT_S = "2"
 FAULTS = {
     "an unreconciled PUBLISH_AMBIGUOUS receipt": "ambiguous",
     "an ADMITTED receipt whose record is not on the traffic topic": "admitted-missing",
@@ -563,7 +566,7 @@ def refused_closure(cert: Certification, fault: str) -> dict[str, Any]:
                                 sort_keys=True).encode())
     reporter_id = f"reporter-{label}-{uuid.uuid4().hex[:8]}"
     record = {"fault": fault, "platform_run_id": pins.platform_run_id, "event_id": event_id, "receipt": receipt,
-              "reporter": _ran(cert, pins, reporter_id, SPINE_REPORTER_READ_TIMEOUT_S="5"),
+              "reporter": _ran(cert, pins, reporter_id, SPINE_REPORTER_READ_TIMEOUT_S=FAULT_READ_TIMEOUT_S),
               "run_completed_present": claims.get(cert, pins, COMPLETED) is not None,
               "lock": closeout.current(cert.aws_session, _table(cert), pins.platform_run_id)}
     cert.evidence(f"runs/{main.platform_run_id}/obs/fault_closure_{label}.json", record)
