@@ -25,6 +25,7 @@ DENY_SID = "SpineCertifyD10DenyRunWrites"
 PUBLIC_SID = "SpineCertifyD11PublicRead"
 DRIFT_BUCKET = "oracle"  # the project bucket D11 makes public-read
 PROBE = "drills/evidence-bucket-refuses/probe.json"  # the harness's own write under the denied prefix
+BLOCK_PUBLIC_POLICY = "BlockPublicPolicy"  # named in S3's AccessDenied when Block Public Access refuses a policy
 NAT_DELETE_TIMEOUT_S = 600.0  # AWS takes about a minute to delete a NAT gateway; the emulator none
 
 
@@ -179,14 +180,28 @@ def posture_problems(posture: dict[str, Any]) -> list[str]:
     return problems
 
 
+def put_public_policy(aws: AwsSession, bucket: str, before: dict[str, Any] | None) -> dict[str, Any]:
+    """The public-read statement added to the bucket's policy out of band. An account or bucket whose Block Public
+    Access refuses public policies (AWS: AccessDenied naming BlockPublicPolicy) cannot drift this way: that is
+    recorded, not raised; any other refusal is an error."""
+    try:
+        s3.put_policy(aws, bucket=bucket, document=with_statement(before, public_read(bucket)))
+    except SubstrateError as exc:
+        if exc.code == "AccessDenied" and BLOCK_PUBLIC_POLICY in exc.message:
+            return {"planted": False, "refused": {"code": exc.code, "message": exc.message}}
+        raise
+    return {"planted": True, "refused": None}
+
+
 def drift_named(posture: dict[str, Any], planted: dict[str, Any]) -> list[str]:
-    """What P0's checks failed to name of the drift created out of band."""
+    """What P0's checks failed to name of the drift created out of band (the public policy only when it could be
+    put: ``planted["public_policy"]``)."""
     found = posture_problems(posture)
     missing = []
     if not any(planted["nat_gateway_id"] in p for p in found):
         missing.append(f"P0's NAT check does not name the NAT gateway {planted['nat_gateway_id']} created out of "
                        f"band in {planted['vpc_id']}: {found or 'it passes'}")
-    if not any(planted["bucket"] in p and "public access" in p for p in found):
+    if planted.get("public_policy", True) and not any(planted["bucket"] in p and "public access" in p for p in found):
         missing.append(f"P0's bucket checks do not name the public-read policy put on {planted['bucket']}: "
                        f"{found or 'they pass'}")
     return missing
@@ -229,8 +244,13 @@ def drift_sentinel(cert: Certification) -> dict[str, Any]:
             planted.update(j.step("method", f"create a NAT gateway and its Elastic IP in {vpc} with boto3, tagged "
                                   "like the demo stack", lambda: ec2.plant_nat_gateway(
                                       aws, vpc_id=vpc, tags={**demo_tags, "Name": f"{h.name_prefix}-d11-nat"})))
-            j.step("method", f"put a public-read bucket policy on {bucket} with boto3",
-                   lambda: s3.put_policy(aws, bucket=bucket, document=with_statement(before, public_read(bucket))))
+            put = j.step("method", f"put a public-read bucket policy on {bucket} with boto3",
+                         lambda: put_public_policy(aws, bucket, before))
+            planted["public_policy"] = put["planted"]
+            if not put["planted"]:
+                cert.waive("D11.public_bucket_policy", f"S3 Block Public Access ({BLOCK_PUBLIC_POLICY}) refused the "
+                           f"public-read policy on {bucket}: that drift cannot be created on this substrate, so "
+                           "P0's detection of it is not exercised (the NAT gateway half is)")
             held = j.step("observe", "P0's posture read again while the drift holds", lambda: observe_posture(cert))
             j.step("observe", "what P0's NAT and bucket checks name", lambda: posture_problems(held))
             j.expect("observe", drift_named(held, planted))

@@ -7,11 +7,13 @@ import hashlib
 import json
 import re
 from typing import Any
+from unittest import mock
 
 import pytest
 from check_records import RUN, SCENARIO, Mutation, Record, mutated
 
 from harness.drills import control, substrate
+from harness.errors import SubstrateError
 from harness.phases import p00, p01
 
 IMAGE = "sha256:" + "7dc9" * 16
@@ -227,6 +229,38 @@ def test_p0s_checks_name_both_drifts() -> None:
 def test_a_check_that_misses_a_drift_is_named(mutate: Mutation, named: str) -> None:
     problems = substrate.drift_named(mutated(DRIFTED, mutate), NAT)
     assert problems and any(named in p for p in problems), problems
+
+
+def test_a_public_policy_refused_by_block_public_access_is_not_required_to_be_named() -> None:
+    refused = {**NAT, "public_policy": False}  # only the NAT gateway half of the drift could be created
+    nat_only = mutated(DRIFTED, lambda r: r["buckets"]["oracle"]["observed"].update(policy=None))
+    assert substrate.drift_named(nat_only, refused) == []
+    assert substrate.drift_named(mutated(nat_only, lambda r: r["network"].update(nat_gateways=[])), refused)
+    assert substrate.drift_named(nat_only, {**NAT, "public_policy": True})  # put, yet not named
+
+
+BLOCKED = ("User: arn:aws:iam::123456789012:user/ci is not authorized to perform: s3:PutBucketPolicy on resource: "
+           "\"arn:aws:s3:::fp-oracle\" because public policies are blocked by the BlockPublicPolicy block public "
+           "access setting.")
+
+
+@pytest.mark.parametrize(("error", "planted"), [
+    (None, True),
+    (SubstrateError("AccessDenied", BLOCKED, operation="s3.put_bucket_policy fp-oracle"), False),
+])
+def test_the_public_policy_is_put_or_its_refusal_by_block_public_access_recorded(
+        error: SubstrateError | None, planted: bool) -> None:
+    with mock.patch.object(substrate.s3, "put_policy", side_effect=error) as put:
+        result = substrate.put_public_policy(None, "fp-oracle", None)  # type: ignore[arg-type]
+    assert result["planted"] is planted and put.call_count == 1
+    assert put.call_args.kwargs["document"]["Statement"][0]["Sid"] == substrate.PUBLIC_SID
+    assert (result["refused"] or {}).get("code") == (None if planted else "AccessDenied")
+
+
+def test_any_other_refusal_of_the_public_policy_is_an_error() -> None:
+    denied = SubstrateError("AccessDenied", "Access Denied", operation="s3.put_bucket_policy fp-oracle")
+    with mock.patch.object(substrate.s3, "put_policy", side_effect=denied), pytest.raises(SubstrateError):
+        substrate.put_public_policy(None, "fp-oracle", None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("principal", "condition", "public"), [
