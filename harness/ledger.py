@@ -109,6 +109,9 @@ def kind_of(unit: str) -> str:
     return "ladder" if unit == REPRODUCIBILITY else "phase"
 
 
+INTERRUPTED_NOTE = "the certification was interrupted while this gate was ACTIVE: it could not be judged"
+
+
 def outcome_of(exc: BaseException | None) -> str:
     """A scenario's outcome from what it raised: only a Finding says the platform failed.
 
@@ -297,19 +300,19 @@ class Ledger:
         elif errors:
             record.status = ERROR
             record.notes += [f"could not judge {s.name!r}: {first_line(s.message)}" for s in errors]
+        elif interrupted:
+            # Stopped by the operator (Ctrl-C, SIGTERM) before it could be judged: no finding, so not FAILED.
+            record.status = ERROR
         elif outcomes and outcomes <= {"passed", "not_implemented"} and "not_implemented" in outcomes:
             # The platform declares a mode this phase needs but does not build it yet.
             record.status = NOT_IMPLEMENTED
             record.notes.append("the platform answered 'not implemented' for a mode this phase needs")
             return
-        elif interrupted:
-            # Stopped by the operator (Ctrl-C, SIGTERM) before it could be judged: no finding, so not FAILED.
-            record.status = ERROR
         else:
             passed = bool(record.scenarios) and outcomes == {"passed"}
             record.status = DONE if passed else FAILED
         if interrupted:
-            record.notes.append("the certification was interrupted while this gate was ACTIVE: it could not be judged")
+            record.notes.append(INTERRUPTED_NOTE)
 
     def close_all(self, *, interrupted: bool = False) -> None:
         active = self.active()

@@ -122,7 +122,7 @@ def rejudge(root: Path) -> dict[str, Any]:
             judged += 1
             try:
                 found = judge(json.loads((root / rel).read_text(encoding="utf-8")))
-            except (OSError, ValueError, KeyError, TypeError, HarnessError) as exc:
+            except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, HarnessError) as exc:
                 found = [f"the observation cannot be read or judged: {type(exc).__name__}: {exc}"]
             if found:
                 status = ledger.FAILED

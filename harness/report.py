@@ -12,7 +12,7 @@ import allure
 
 from harness import redact
 from harness.errors import Finding, ModeNotImplemented, PhaseBlocked
-from harness.ledger import first_line
+from harness.ledger import INTERRUPTED_NOTE, first_line
 
 if TYPE_CHECKING:
     from harness.session import Certification
@@ -159,9 +159,9 @@ def _with_error(gates: dict[str, Any], phase_id: str, *, width: int = 240) -> st
     """`P0 (could not judge: <the first error's first line>)`; the whole message is in gates.json."""
     phase: dict[str, Any] = next((p for p in gates["phases"] if gate_of(p) == phase_id), {})
     error = next((s for s in phase.get("scenarios", []) if s["outcome"] == "error"), None)
-    if error is None:  # e.g. interrupted: the reason is the gate's note
+    if error is None:  # interrupted: no scenario error, the gate's note says why
         notes = phase.get("notes") or []
-        return f"{phase_id} ({first_line(notes[0])})" if notes else phase_id
+        return f"{phase_id} ({INTERRUPTED_NOTE})" if INTERRUPTED_NOTE in notes else phase_id
     text = first_line(error["message"])
     return f"{phase_id} (could not judge: {text if len(text) <= width else text[: width - 1] + '…'})"
 

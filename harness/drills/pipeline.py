@@ -7,6 +7,7 @@ those records.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness import drills, ingress, pipeline
@@ -31,6 +33,7 @@ TRAP_TIMEOUT_S = 240.0
 SETTLE_TIMEOUT_S = 120.0
 DECISION_FAMILIES = ("decisions", "policy", "dla", "summary")
 TRAP_STEP_S = 0.002
+FREEZE_TIMEOUT_S = 5.0
 PACED_S = 10.0  # D4's WSP sends the run one event a request over about this long: about one RTDL batch per
 # event, so the trap has a window at each of about twenty archive writes (P6's unpaced stream gives RTDL two or three
 # batches, and the trap catches about one write in three between its archive object and its commit)
@@ -159,6 +162,15 @@ def uncommitted(kill: dict[str, Any]) -> dict[str, list[int]]:
             if end > (kill["committed"].get(p) or 0)}
 
 
+def stopped(pid: int) -> bool:
+    """Whether the kernel shows the process stopped (state T or t), or gone: it cannot move."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("T", "t", "Z", "X")
+
+
 @dataclass
 class KillTrap:
     """Looks at the run's archive with RTDL frozen (SIGSTOP to its process group); when a new archive object has
@@ -186,6 +198,9 @@ class KillTrap:
         os.killpg(self.pid, signal.SIGSTOP)
         killed = False
         try:
+            # The signal is delivered asynchronously: look only once the kernel shows the process stopped.
+            wait_until(lambda: stopped(self.pid), timeout_s=FREEZE_TIMEOUT_S, backoff_s=0.0002, max_backoff_s=0.001,
+                       err_msg=f"RTDL (pid {self.pid}) did not stop on SIGSTOP", operation="D4 trap")
             frozen_at = time.time()
             frozen = self.keys()
             if not frozen - self.known:
@@ -255,7 +270,11 @@ def rtdl_killed(cert: Certification) -> dict[str, Any]:
                           summary=lambda k: {"uncommitted": uncommitted(k), "exit_code": k["exit_code"],
                                              "archive_writes_seen": len(trap.samples)})
         finally:
-            watch.disarm()
+            try:
+                watch.disarm()
+            finally:  # never leave RTDL stopped, whatever ended the look in hand (the trap's own finally may not run)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(trap.pid, signal.SIGCONT)
             cert.evidence(f"{j.directory}/kill_trap.json", trap.to_json())
         cert.evidence(f"{j.directory}/kill_observed.json", {"observed": kill, "problems": judge_kill(kill)})
         j.expect("observe", j.step("observe", "while RTDL was dead, no offset stood past what it archived and nothing "

@@ -66,6 +66,7 @@ def test_an_interrupted_certification_reads_error_naming_the_interruption() -> N
     ledger = Ledger({"P0"})
     ledger.enter("P0")
     ledger.record("P0", ScenarioRecord(name="s", outcome="passed", duration_s=1.0))
+    ledger["P0"].notes.append("a note the gate had before the interruption")
     ledger.close_all(interrupted=True)
     line = report.verdict_line({"cert_id": "cert-i", "profile": "embedded", **ledger.to_json()})
     assert line.startswith("verdict: ERROR (profile embedded, cert-i); errored: P0 (the certification was "

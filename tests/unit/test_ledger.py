@@ -122,6 +122,13 @@ def test_a_phase_without_scenarios_or_interrupted_is_not_done() -> None:
     assert "interrupted" in ledger["P0"].notes[0] and ledger.verdict()["verdict"] == "ERROR"
 
 
+def test_an_interrupted_gate_whose_platform_answered_not_implemented_is_error_too() -> None:
+    ledger = Ledger({"P0"})
+    _run(ledger, "P0", "not_implemented")
+    ledger.close_all(interrupted=True)
+    assert ledger["P0"].status == "ERROR" and ledger["P0"].notes[-1].startswith("the certification was interrupted")
+
+
 def test_an_interrupted_gate_that_already_found_a_fault_stays_failed() -> None:
     ledger = Ledger({"P0"})
     _run(ledger, "P0", "failed")

@@ -83,11 +83,11 @@ def test_every_judged_pattern_names_evidence_the_harness_writes(pattern: str) ->
                "drills/*/journal.json": "harness/drills/__init__.py",
                "drills/*/observed_after.json": "harness/drills/ingress.py",
                "drills/two-reporters/reporters.json": "harness/drills/closure.py"}
-    drill_modules = ("ingress", "pipeline", "control", "database", "substrate")
-    if pattern.startswith("drills/") and pattern not in written:  # drills/<journal name>/<file>: one module has both
+    if pattern.startswith("drills/") and pattern not in written:
+        # drills/<journal name>/<file>: the module that names that journal writes that file into its directory
         name, file = pattern.split("/")[1:]
-        sources = [(Path(__file__).resolve().parents[2] / f"harness/drills/{m}.py").read_text() for m in drill_modules]
-        assert any(f'"{name}"' in src and file.removesuffix(".json") in src for src in sources), pattern
+        assert any(f'"{name}"' in src and f'{{j.directory}}/{file}"' in src for src in _drill_sources().values()), \
+            pattern
         return
     source = (Path(__file__).resolve().parents[2] / written[pattern]).read_text()
     tail = pattern.rsplit("/", 1)[-1].removesuffix(".json")
@@ -146,8 +146,10 @@ def _after() -> dict[str, Any]:
 
 
 def _wrapped(record: dict[str, Any]) -> dict[str, Any]:
-    """As the drill writes it: the observation beside the problems it concluded (here: none)."""
-    return {"observed": record, "problems": []}
+    """As the drill writes it: the observation beside the problems it concluded. The recorded problems are the
+    drill's conclusion, not evidence: re-judgement must neither trust nor need them (here they disagree with the
+    observation both ways: a compliant one carries a problem, a changed one would carry the same)."""
+    return {"observed": record, "problems": ["a problem the drill recorded: not read back"]}
 
 
 # each drill observation the bundle holds: a compliant record, and one change its drill's judge must name
@@ -194,15 +196,35 @@ def test_each_drill_observation_is_judged_again_by_its_drills_own_judge(path: st
     assert judge(mutated(compliant, mutate)), path
 
 
-def test_every_drill_observation_the_drills_write_has_a_judge() -> None:
-    """Each ``{"observed": ..., "problems": ...}`` file a drill writes is re-judged by verify (none forgotten)."""
+def _drill_sources() -> dict[str, str]:
     root = Path(__file__).resolve().parents[2] / "harness/drills"
-    written = set()
-    for module in root.glob("*.py"):
-        written |= set(re.findall(r'j\.directory}/([a-z_]+\.json)", \{"observed"', module.read_text()))
-    assert written, "no drill writes an observed record"
-    judged = {pattern.rsplit("/", 1)[-1] for pattern in rejudge.JUDGES if pattern.startswith("drills/")}
-    assert written <= judged, sorted(written - judged)
+    return {module.stem: module.read_text() for module in root.glob("*.py")}
+
+
+def test_every_drill_observation_the_drills_write_has_a_judge() -> None:
+    """Each observation a drill writes into its directory (``{"observed": ...}`` or a file named ``*observed*``) is
+    re-judged by verify for each drill of the module that writes it (none forgotten, none judged by another's)."""
+    missing = []
+    for module, source in _drill_sources().items():
+        names = re.findall(r'drills\.Journal\(\s*"D\d+", "([a-z-]+)"', source)
+        files = set(re.findall(r'j\.directory}/([a-z_]+\.json)", \{"observed"', source))
+        files |= set(re.findall(r'j\.directory}/([a-z_]*observed[a-z_]*\.json)"', source))
+        for file in files:
+            judged = [n for n in names if rejudge.judge_for(f"drills/{n}/{file}") is not None]
+            if not judged:
+                missing.append(f"{module}: {file}")
+    assert not missing, missing
+    assert any(f.endswith("observed_fault.json") for f in rejudge.JUDGES)  # the regexes found the files at all
+
+
+def test_a_drill_observation_of_the_wrong_shape_is_named_not_a_crash(tmp_path: Path) -> None:
+    gates = [{"gate": "D4", "phase_id": "D4", "rung": None, "status": "DONE", "blocked_by": None,
+              "evidence": ["drills/rtdl-killed/kill_observed.json"]}]
+    (tmp_path / "drills/rtdl-killed").mkdir(parents=True)
+    (tmp_path / "drills/rtdl-killed/kill_observed.json").write_text(json.dumps({"observed": {
+        **kill_record(), "committed": None}, "problems": []}))
+    (tmp_path / "gates.json").write_text(json.dumps({"phases": gates, "verdict": "CERTIFIED"}))
+    assert "the observation cannot be read or judged: AttributeError" in rejudge.check(tmp_path)[0]
 
 
 def test_a_drill_recorded_done_over_an_observation_its_judge_rejects_is_a_contradiction(tmp_path: Path) -> None:
