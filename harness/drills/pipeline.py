@@ -16,7 +16,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from harness import drills, ingress, pipeline
@@ -26,6 +25,7 @@ from harness.errors import HarnessError, Timeout
 from harness.kafka import KafkaConnection, admin
 from harness.phases import p01, p02, p08, p09, p10
 from harness.session import Certification
+from harness.substrate.base import process_state
 from harness.wait import wait_until
 
 ARCHIVE_NAME = re.compile(r"partition=(\d+)/(\d{20})-(\d{20})\.jsonl$")
@@ -164,11 +164,7 @@ def uncommitted(kill: dict[str, Any]) -> dict[str, list[int]]:
 
 def stopped(pid: int) -> bool:
     """Whether the kernel shows the process stopped (state T or t), or gone: it cannot move."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state in ("T", "t", "Z", "X")
+    return process_state(pid) in (None, "T", "t", "Z", "X")
 
 
 @dataclass

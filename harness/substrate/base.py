@@ -45,6 +45,14 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child before ex
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def process_state(pid: int) -> str | None:
+    """The kernel's one-letter state of the process (``R``, ``S``, ``T`` stopped, ``Z`` zombie...), None when gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -53,11 +61,8 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     # A zombie still answers kill(0): look at its state.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    state = process_state(pid)
+    return state is not None and state != "Z"
 
 
 def log_tail(path: Path | None, lines: int = 15) -> str:

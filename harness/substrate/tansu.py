@@ -5,11 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from pathlib import Path
 
 from harness.errors import SubstrateError, ToolMissing
 from harness.kafka import KafkaConnection, admin
-from harness.substrate.base import ProcessPart
+from harness.substrate.base import ProcessPart, process_state
 from harness.wait import wait_until
 
 
@@ -64,10 +63,7 @@ class TansuBroker(ProcessPart):
 
     def frozen(self) -> bool:
         """Whether the broker process is stopped (state T in /proc)."""
-        pgid = self._group("inspect")
-        with contextlib.suppress(OSError, IndexError):
-            return Path(f"/proc/{pgid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("T", "t")
-        return False
+        return process_state(self._group("inspect")) in ("T", "t")
 
     def stop(self) -> None:
         with contextlib.suppress(SubstrateError, ProcessLookupError):

@@ -4,6 +4,7 @@ fail closed would leave it, is named. Plus the D4 trap's signals on a real proce
 from __future__ import annotations
 
 import copy
+import os
 import re
 import signal
 import subprocess
@@ -203,6 +204,17 @@ def test_d4_trap_never_leaves_rtdl_stopped_when_the_broker_does_not_answer(sleep
             pytest.raises(RuntimeError):
         trap.poll()
     assert _state(sleeper.pid) != "T" and sleeper.poll() is None
+
+
+def test_d4_stopped_reads_the_kernels_state_of_the_daemon(sleeper: subprocess.Popen[bytes]) -> None:
+    assert not pipeline.stopped(sleeper.pid)
+    os.killpg(sleeper.pid, signal.SIGSTOP)
+    wait_until(lambda: _state(sleeper.pid) == "T", timeout_s=5, backoff_s=0.001, err_msg="the sleeper did not stop")
+    assert pipeline.stopped(sleeper.pid)
+    os.killpg(sleeper.pid, signal.SIGCONT)
+    sleeper.kill()
+    sleeper.wait()
+    assert pipeline.stopped(sleeper.pid)  # gone: it cannot move either
 
 
 def test_watch_records_what_sprang_and_stops_when_disarmed() -> None:
