@@ -21,6 +21,7 @@ from harness.errors import Finding
 from harness.session import Certification
 
 T = TypeVar("T")
+P = TypeVar("P")  # what a judge finds: problems, as a list or by family
 STAGES = ("steady-state-before", "method", "observe", "rollback", "steady-state-after")
 
 
@@ -113,6 +114,14 @@ def run(cert: Certification, journal: Journal, body: Callable[[Journal], None]) 
 def flat(problems: dict[str, list[str]], *, prefix: str = "", skip: Any = ()) -> list[str]:
     """A judge's problems by family as lines ``<prefix><family>: <problem>``, the ``skip`` families left out."""
     return [f"{prefix}{family}: {p}" for family, found in problems.items() if family not in skip for p in found]
+
+
+def recorded(cert: Certification, j: Journal, name: str, observed: T, judge: Callable[[T], P]) -> P:
+    """The observation written to ``drills/<name>/<file>`` beside what ``judge`` finds in it (``verify`` judges the
+    observation again offline, never reading the problems back); returns what the judge found."""
+    found = judge(observed)
+    cert.evidence(f"{j.directory}/{name}", {"observed": observed, "problems": found})
+    return found
 
 
 def findings(check: Callable[..., None], *args: Any) -> list[str]:

@@ -281,8 +281,7 @@ def stale_ready(cert: Certification) -> dict[str, Any]:
                 "previous run's Oracle root and checker receipt", lambda: _publish(cert, control, records[3:]))
             held = j.step("observe", f"hold the stale READYs for {HOLD_S:.0f}s: what the run received, what WSP did",
                           lambda: observe_held(cert, pins, wsp, previous["platform_run_id"], published))
-            cert.evidence(f"{j.directory}/held_observed.json", {"observed": held, "problems": judge_held(held)})
-            j.expect("observe", judge_held(held))
+            j.expect("observe", drills.recorded(cert, j, "held_observed.json", held, judge_held))
             ready = j.step("rollback", "the stale records stay on the topic (it is append-only): SR publishes the "
                            "run's own READY", lambda: p05.ensure_ready(cert),
                            summary=lambda r: {"sr_exit_code": r["sr_job"]["exit_code"],
@@ -296,9 +295,7 @@ def stale_ready(cert: Certification) -> dict[str, Any]:
                           "control topic, WSP's claim",
                           lambda: observe_streamed(cert, pins, ended, own, previous["platform_run_id"],
                                                    [r["value"]["message_id"] for r in records]))
-        cert.evidence(f"{j.directory}/streamed_observed.json", {"observed": streamed,
-                                                               "problems": judge_streamed(streamed)})
-        j.expect("steady-state-after", judge_streamed(streamed))
+        j.expect("steady-state-after", drills.recorded(cert, j, "streamed_observed.json", streamed, judge_streamed))
         # The run's stream is this WSP's: P7 reconciles it instead of streaming the run a second time.
         cert.once("p6.stream", lambda: {**streamed, "sr": ready["sr_job"]})
         runs.steady_after(cert, j, pins)

@@ -86,9 +86,9 @@ def database_unavailable(cert: Certification) -> dict[str, Any]:
                             summary=lambda o: {k: o[k] for k in ("database", "admitted", "enriched_events",
                                                                  "decisions_on_topic", "run_completed")}
                             | {"reporter_exit": o["reporter"]["exit_code"]})
-            cert.evidence(f"{j.directory}/outage_observed.json", {"observed": outage, "problems": judge_outage(outage)})
+            outage_problems = drills.recorded(cert, j, "outage_observed.json", outage, judge_outage)
             j.expect("observe", j.step("observe", "no green closure while the database was down: the reporter refused "
-                                       "or failed and no run_completed.json exists", lambda: judge_outage(outage)))
+                                       "or failed and no run_completed.json exists", lambda: outage_problems))
         finally:
             try:
                 stopper.disarm()
@@ -104,8 +104,7 @@ def database_unavailable(cert: Certification) -> dict[str, Any]:
                                               "dla_rows": len(o["decided"]["dla"]),
                                               "cases": len(o["cases"]["cases"]), "labels": len(o["cases"]["labels"]),
                                               "sessions": o["cases"]["sessions"]})
-        judged = judge_recovery(recovered)
-        cert.evidence(f"{j.directory}/recovery_observed.json", {"observed": recovered, "problems": judged})
+        judged = drills.recorded(cert, j, "recovery_observed.json", recovered, judge_recovery)
         j.expect("observe", j.step("observe", "the daemons recovered and nothing was lost or duplicated: one decision "
                                    "and DLA row per event, one case per REVIEW/DECLINE decision with a label per "
                                    "reason, case/labels connected again",

@@ -272,9 +272,9 @@ def rtdl_killed(cert: Certification) -> dict[str, Any]:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(trap.pid, signal.SIGCONT)
             cert.evidence(f"{j.directory}/kill_trap.json", trap.to_json())
-        cert.evidence(f"{j.directory}/kill_observed.json", {"observed": kill, "problems": judge_kill(kill)})
+        kill_problems = drills.recorded(cert, j, "kill_observed.json", kill, judge_kill)
         j.expect("observe", j.step("observe", "while RTDL was dead, no offset stood past what it archived and nothing "
-                                   "was committed after the kill", lambda: judge_kill(kill)))
+                                   "was committed after the kill", lambda: kill_problems))
         j.step("rollback", "RTDL started again as its service's task", lambda: replace_crashed(cert, "rtdl"))
         obs = j.step("observe", "after the restart, the harness reads RTDL's group offsets, every archive object, the "
                      "rtdl topic, the decision topic and the DLA", lambda: observe_recovery(cert, pins),
@@ -284,8 +284,7 @@ def rtdl_killed(cert: Certification) -> dict[str, Any]:
                                         "enriched_again": redelivered(o["enriched"]),
                                         "decision_records": len(o["decided"]["decisions"]),
                                         "dla_rows": len(o["decided"]["dla"])})
-        judged = judge_recovery(obs)
-        cert.evidence(f"{j.directory}/recovery_observed.json", {"observed": obs, "problems": judged})
+        judged = drills.recorded(cert, j, "recovery_observed.json", obs, judge_recovery)
         j.expect("observe", j.step("observe", "nothing lost, nothing duplicated: the archive has no gap and no "
                                    "overlap, the group reached the acknowledged ends, one enriched event (copies "
                                    "byte-identical) and one decision and DLA row per admitted event",
@@ -440,8 +439,7 @@ def lane_redelivery(cert: Certification) -> dict[str, Any]:
                        "again", lambda: lane_snapshot(cert, pins, topic, wait_for_ends=True), summary=snapshot_summary)
         record = {"platform_run_id": pins.platform_run_id, "topic": topic["topic"], "ends": topic["ends"],
                   "run_offsets": topic["run"], **moved, "before": before, "after": after}
-        judged = judge_redelivery(record)
-        cert.evidence(f"{j.directory}/redelivery.json", {"observed": record, "problems": judged})
+        judged = drills.recorded(cert, j, "redelivery.json", record, judge_redelivery)
         j.expect("observe", j.step("observe", "the redelivered events added no decision, no DLA row, no case and no "
                                    "label, and the lane's group is back at the ends", lambda: judged))
         j.step("rollback", "nothing to restore: the lane runs and its group stands at the ends again",

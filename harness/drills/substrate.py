@@ -133,8 +133,7 @@ def evidence_bucket_refuses(cert: Certification) -> dict[str, Any]:
                              "lock": closeout.current(aws, cert.handles.tables["reporter_lock"].name,
                                                       pins.platform_run_id),
                              "probe": probe, "mirror": _mirror_probe(cert, j, probe)})
-            cert.evidence(f"{j.directory}/denied_observed.json", {"observed": obs, "problems": judge_denied(obs)})
-            j.expect("observe", judge_denied(obs))
+            j.expect("observe", drills.recorded(cert, j, "denied_observed.json", obs, judge_denied))
         finally:
             restored = j.step("rollback", "restore the evidence bucket's policy as it was before the fault "
                               f"({'none: delete it' if before is None else 'put it back'})",
